@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from conversations.views import healthz
+
+handler404 = "conversations.errors.not_found"
+handler500 = "conversations.errors.server_error"
+
+urlpatterns = [
+    path("api/", include("conversations.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("", include("widget.urls")),
+]

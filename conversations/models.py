@@ -1,0 +1,230 @@
+"""Chat sessions and their messages.
+
+A ``Session`` is a conversation a visitor can continue from anywhere: its public id is
+the capability that grants access, so it is long, random and never chosen by a client.
+``Message`` rows are append-only; each carries ``seq``, its place in the session, taken
+from a counter on the session row while that row is locked, so concurrent turns can
+never interleave or reuse a number.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from conversations.tokens import estimate_tokens
+
+PUBLIC_ID_BYTES = 24  # 192 bits of randomness, 32 URL-safe characters
+PUBLIC_ID_PATTERN = r"[A-Za-z0-9_-]{32}"
+TITLE_MAX_CHARS = 80
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
+
+
+def session_expiry_from(moment):
+    return moment + timedelta(days=settings.CHATBOT_SESSION_TTL_DAYS)
+
+
+class Channel(models.TextChoices):
+    WIDGET = "widget", "Widget"
+    PAGE = "page", "Full page"
+    API = "api", "API"
+
+
+class Role(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    SYSTEM = "system", "System"
+
+
+class SessionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(expires_at__gt=timezone.now())
+
+    def expired(self):
+        return self.filter(expires_at__lte=timezone.now())
+
+    def visible_to(self, user):
+        """Sessions ``user`` may list: staff see all, a signed-in user their own.
+
+        Anonymous sessions are reachable only by their id, never by listing.
+        """
+        if user.is_staff:
+            return self
+        if user.is_authenticated:
+            return self.filter(owner=user)
+        return self.none()
+
+    def readable_by(self, public_id: str, user) -> Session | None:
+        """The active session ``public_id`` if ``user`` may use it, else None.
+
+        Unknown, expired, malformed and someone else's ids all answer None, so callers
+        give one identical "not found" and nothing leaks which ids exist.
+        """
+        session = self.active().filter(public_id=public_id).first()
+        if session is None or not session.is_accessible_to(user):
+            return None
+        return session
+
+
+class Session(models.Model):
+    public_id = models.CharField(max_length=64, unique=True, default=new_public_id, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="chat_sessions",
+    )
+    source = models.CharField(max_length=16, choices=Channel.choices, default=Channel.API)
+    title = models.CharField(max_length=TITLE_MAX_CHARS, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    # The seq of the newest message; bumped under a row lock when messages are added.
+    last_seq = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "chat session"
+        ordering = ["-last_activity_at"]
+        indexes = [
+            models.Index(fields=["expires_at"], name="session_expiry_purge_idx"),
+            models.Index(fields=["-last_activity_at"], name="session_recent_activity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Session {self.short_id}"
+
+    def save(self, *args, **kwargs):
+        if self.expires_at is None:
+            self.expires_at = session_expiry_from(self.last_activity_at)
+        super().save(*args, **kwargs)
+
+    @property
+    def short_id(self) -> str:
+        """Enough of the id to tell sessions apart in logs, too little to use it."""
+        return f"{self.public_id[:6]}…"
+
+    def is_accessible_to(self, user) -> bool:
+        if self.owner_id is None or user.is_staff:
+            return True
+        return user.is_authenticated and user.pk == self.owner_id
+
+    def add_message(self, draft: MessageDraft) -> Message:
+        with transaction.atomic():
+            (message,) = self.append_messages([draft])
+        return message
+
+    def append_messages(self, drafts: list[MessageDraft]) -> list[Message]:
+        """Append messages with consecutive seq numbers; the caller holds a transaction.
+
+        Locks this session's row for the rest of the transaction, so concurrent appends
+        to the same session queue up here, and each batch gets an unbroken seq range.
+        Moves activity and expiry forward and gives an untitled session its title.
+        """
+        now = timezone.now()
+        locked = Session.objects.select_for_update().only("last_seq", "title").get(pk=self.pk)
+        messages = [
+            Message(
+                session=self,
+                seq=locked.last_seq + offset,
+                role=draft.role,
+                content=draft.content,
+                metadata=draft.metadata,
+                channel=draft.channel,
+                client_message_id=draft.client_message_id,
+                token_count=estimate_tokens(draft.content),
+                created_at=now,
+            )
+            for offset, draft in enumerate(drafts, start=1)
+        ]
+        Message.objects.bulk_create(messages)
+        self.last_seq = locked.last_seq + len(drafts)
+        self.last_activity_at = now
+        self.expires_at = session_expiry_from(now)
+        self.title = locked.title or title_from(drafts)
+        Session.objects.filter(pk=self.pk).update(
+            last_seq=self.last_seq,
+            last_activity_at=now,
+            expires_at=self.expires_at,
+            title=self.title,
+        )
+        return messages
+
+
+def title_from(drafts: list[MessageDraft]) -> str:
+    """The first user message, on one line, cut to fit the title."""
+    for draft in drafts:
+        if draft.role == Role.USER:
+            text = " ".join(draft.content.split())
+            if len(text) > TITLE_MAX_CHARS:
+                text = text[: TITLE_MAX_CHARS - 1].rstrip() + "…"
+            return text
+    return ""
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message before it has a session and a seq."""
+
+    role: str
+    content: str
+    metadata: dict = field(default_factory=dict)
+    channel: str = Channel.API
+    client_message_id: str | None = None
+
+
+class MessageQuerySet(models.QuerySet):
+    def latest_first(self, limit: int):
+        """The newest ``limit`` messages, newest first: one index range scan."""
+        return self.order_by("-seq")[:limit]
+
+    def page_before(self, before_seq: int | None, limit: int) -> tuple[list[Message], bool]:
+        """Up to ``limit`` messages older than ``before_seq``, oldest first, and whether
+        older ones remain. Keyset paging: constant cost however long the session is."""
+        queryset = self if before_seq is None else self.filter(seq__lt=before_seq)
+        rows = list(queryset.latest_first(limit + 1))
+        has_more = len(rows) > limit
+        return rows[:limit][::-1], has_more
+
+
+class Message(models.Model):
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.API)
+    # Approximate tokens, stored at write time so the context budget never re-counts.
+    token_count = models.PositiveIntegerField(default=0)
+    # Set by the client; a retried request with the same id must not add a second turn.
+    # NULL, not "", when absent: the unique constraint must not treat absent ids as equal.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [
+            # Also the index behind "latest N" and "the page before seq X".
+            models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq_uniq"),
+            models.UniqueConstraint(
+                fields=["session", "client_message_id"],
+                condition=models.Q(client_message_id__isnull=False),
+                name="message_session_client_id_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.role}: {self.content[:40]}"

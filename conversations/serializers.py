@@ -1,0 +1,203 @@
+"""What the API accepts and returns.
+
+Text and metadata are checked here, before anything is written: PostgreSQL cannot
+store NUL characters or lone surrogates, so letting them through would turn a bad
+request into a server error halfway through a write.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework import serializers
+
+from conversations.errors import ApiError
+from conversations.models import Channel, Message, Role, Session
+
+
+def check_storable_text(value: str) -> str:
+    if "\x00" in value:
+        raise serializers.ValidationError("Text may not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("Text must be valid Unicode (no lone surrogates).") from None
+    return value
+
+
+def check_metadata(value) -> dict:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Metadata must be a JSON object.")
+    _check_depth_and_text(value, depth=1)
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    if size > settings.CHATBOT_MAX_METADATA_BYTES:
+        raise serializers.ValidationError(
+            f"Metadata is {size} bytes; at most {settings.CHATBOT_MAX_METADATA_BYTES} are allowed."
+        )
+    return value
+
+
+def _check_depth_and_text(value, *, depth: int) -> None:
+    if depth > settings.CHATBOT_MAX_METADATA_DEPTH:
+        raise serializers.ValidationError(
+            f"Metadata may nest at most {settings.CHATBOT_MAX_METADATA_DEPTH} levels deep."
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_storable_text(key)
+            _check_depth_and_text(item, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_depth_and_text(item, depth=depth + 1)
+    elif isinstance(value, str):
+        check_storable_text(value)
+
+
+def check_query_text(value: str) -> str:
+    """What a visitor types: not blank, and not longer than the configured limit."""
+    if not value.strip():
+        raise serializers.ValidationError("The message is empty.")
+    if len(value) > settings.CHATBOT_MAX_QUERY_CHARS:
+        raise ApiError(
+            413,
+            "message_too_long",
+            f"The message is {len(value)} characters; at most {settings.CHATBOT_MAX_QUERY_CHARS} are allowed.",
+        )
+    return value
+
+
+class StorableTextField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators.append(check_storable_text)
+
+
+class MetadataField(serializers.JSONField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("default", dict)
+        super().__init__(**kwargs)
+        self.validators.append(check_metadata)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "seq", "role", "content", "metadata", "channel", "created_at"]
+        read_only_fields = fields
+
+
+class SessionCreateSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+    metadata = MetadataField()
+
+
+class SessionCreatedSerializer(serializers.ModelSerializer):
+    """The answer to POST /api/session/create, as the integration guide expects it."""
+
+    success = serializers.SerializerMethodField()
+    session_id = serializers.CharField(source="public_id")
+
+    class Meta:
+        model = Session
+        fields = ["success", "session_id", "created_at", "expires_at"]
+
+    def get_success(self, session) -> bool:
+        return True
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    session_id = serializers.CharField(source="public_id", read_only=True)
+    title = StorableTextField(max_length=80, required=False, allow_blank=True)
+    source = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+    metadata = MetadataField()
+    message_count = serializers.IntegerField(source="last_seq", read_only=True)
+
+    class Meta:
+        model = Session
+        fields = [
+            "session_id",
+            "title",
+            "source",
+            "metadata",
+            "message_count",
+            "created_at",
+            "last_activity_at",
+            "expires_at",
+        ]
+        read_only_fields = ["created_at", "last_activity_at", "expires_at"]
+
+
+class SessionUpdateSerializer(SessionSerializer):
+    class Meta(SessionSerializer.Meta):
+        read_only_fields = [*SessionSerializer.Meta.read_only_fields, "source"]
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    message = StorableTextField(max_length=None)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
+    metadata = MetadataField()
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+
+    def validate_message(self, value: str) -> str:
+        return check_query_text(value)
+
+
+class PageQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(required=False, min_value=1)
+
+    def validate_limit(self, value: int) -> int:
+        return min(value, settings.CHATBOT_PAGE_SIZE_MAX)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    session_id = serializers.CharField()
+    messages = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+    next_before = serializers.IntegerField(
+        allow_null=True, help_text="Pass as ?before= to get the page before this one."
+    )
+
+
+class MessageCreatedSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    session_id = serializers.CharField()
+    message = MessageSerializer()
+
+
+class ChatRequestSerializer(serializers.Serializer):
+    query = StorableTextField(max_length=None)
+    session_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    client_message_id = serializers.RegexField(
+        r"^[A-Za-z0-9._:-]{1,64}$",
+        required=False,
+        allow_null=True,
+        help_text="Idempotency key: a retry with the same id returns the stored turn.",
+    )
+    stream = serializers.BooleanField(default=False)
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+
+    def validate_query(self, value: str) -> str:
+        return check_query_text(value)
+
+
+class ChatTurnMessagesSerializer(serializers.Serializer):
+    user = MessageSerializer()
+    assistant = MessageSerializer()
+
+
+class ChatResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    session_id = serializers.CharField(source="session.public_id")
+    answer = serializers.CharField()
+    citations = serializers.ListField()
+    offline = serializers.BooleanField(help_text="True when the built-in offline responder answered.")
+    replayed = serializers.BooleanField(help_text="True when this repeats a stored turn.")
+    messages = serializers.SerializerMethodField()
+
+    def get_messages(self, result) -> ChatTurnMessagesSerializer:
+        return ChatTurnMessagesSerializer({"user": result.user_message, "assistant": result.assistant_message}).data

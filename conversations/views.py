@@ -1,0 +1,238 @@
+"""The JSON API: thin views that parse, call a model method or service, serialize."""
+
+from __future__ import annotations
+
+import logging
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
+from django.http import JsonResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations import chat, streaming
+from conversations.errors import ApiError, error_body
+from conversations.models import MessageDraft, Session
+from conversations.permissions import can_write_role
+from conversations.serializers import (
+    ChatRequestSerializer,
+    ChatResponseSerializer,
+    MessageCreatedSerializer,
+    MessageCreateSerializer,
+    MessagePageSerializer,
+    MessageSerializer,
+    PageQuerySerializer,
+    SessionCreatedSerializer,
+    SessionCreateSerializer,
+    SessionSerializer,
+    SessionUpdateSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("before", int, description="Only messages with a smaller seq (the previous page)."),
+    OpenApiParameter("limit", int, description="Page size (default 50, at most 200)."),
+]
+NOT_FOUND = OpenApiResponse(description="No such session, or it has expired.")
+
+
+def readable_session(request, session_id: str) -> Session:
+    session = Session.objects.readable_by(session_id, request.user)
+    if session is None:
+        raise ApiError.session_not_found()
+    return session
+
+
+def message_page(request, session: Session) -> Response:
+    query = PageQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    messages, has_more = session.messages.page_before(
+        query.validated_data.get("before"), query.validated_data.get("limit", settings.CHATBOT_PAGE_SIZE)
+    )
+    page = {
+        "session_id": session.public_id,
+        "messages": messages,
+        "has_more": has_more,
+        "next_before": messages[0].seq if has_more else None,
+    }
+    return Response(MessagePageSerializer(page).data)
+
+
+def add_message(request, session: Session) -> Response:
+    incoming = MessageCreateSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    data = incoming.validated_data
+    if not can_write_role(request, data["role"]):
+        raise ApiError(403, "role_forbidden", f"Only the server may write {data['role']} messages.")
+    message = session.add_message(
+        MessageDraft(role=data["role"], content=data["message"], metadata=data["metadata"], channel=data["channel"])
+    )
+    created = {"session_id": session.public_id, "message": message}
+    return Response(MessageCreatedSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+def owner_of(request):
+    return request.user if request.user.is_authenticated else None
+
+
+class SessionCreateView(APIView):
+    """POST /api/session/create — the integration guide's endpoint."""
+
+    @extend_schema(request=SessionCreateSerializer, responses={201: SessionCreatedSerializer})
+    def post(self, request):
+        incoming = SessionCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        session = Session.objects.create(owner=owner_of(request), **incoming.validated_data)
+        return Response(SessionCreatedSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionMessagesView(APIView):
+    """GET and POST /api/session/<id>/messages — the integration guide's endpoints."""
+
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: MessagePageSerializer, 404: NOT_FOUND})
+    def get(self, request, session_id):
+        return message_page(request, readable_session(request, session_id))
+
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageCreatedSerializer, 404: NOT_FOUND})
+    def post(self, request, session_id):
+        return add_message(request, readable_session(request, session_id))
+
+
+class RecentActivityPagination(CursorPagination):
+    ordering = ("-last_activity_at", "-id")
+    page_size = 50
+
+
+class SessionViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Sessions as a REST resource. Listing shows staff every session and a signed-in
+    user their own; anonymous sessions are reached only through their id."""
+
+    lookup_field = "public_id"
+    lookup_url_kwarg = "session_id"
+    lookup_value_regex = "[^/]+"
+    pagination_class = RecentActivityPagination
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return Session.objects.active().visible_to(self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "partial_update":
+            return SessionUpdateSerializer
+        if self.action == "messages":
+            return MessageSerializer
+        return SessionSerializer
+
+    def get_object(self):
+        return readable_session(self.request, self.kwargs["session_id"])
+
+    def perform_create(self, serializer):
+        serializer.save(owner=owner_of(self.request))
+
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: MessagePageSerializer, 404: NOT_FOUND})
+    @action(detail=True, methods=["get"])
+    def messages(self, request, session_id=None):
+        return message_page(request, self.get_object())
+
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageCreatedSerializer, 404: NOT_FOUND})
+    @messages.mapping.post
+    def add_message(self, request, session_id=None):
+        return add_message(request, self.get_object())
+
+
+class ChatView(AsyncAPIView):
+    """POST /api/chat — one turn: the query in, the model's answer out, both stored.
+
+    Async, so that waiting on the model never holds a server thread or a database
+    connection; with ``"stream": true`` (or ``Accept: text/event-stream``) the answer
+    arrives as Server-Sent Events.
+    """
+
+    @extend_schema(
+        request=ChatRequestSerializer,
+        responses={
+            200: ChatResponseSerializer,
+            404: NOT_FOUND,
+            413: OpenApiResponse(description="The query is too long."),
+            502: OpenApiResponse(description="The model failed; nothing was saved; retry."),
+            504: OpenApiResponse(description="The model timed out; nothing was saved; retry."),
+        },
+    )
+    async def post(self, request):
+        incoming = ChatRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        arguments = {
+            "session_id": data.get("session_id") or request.query_params.get("session") or None,
+            "user": request.user,
+            "query": data["query"],
+            "channel": data["channel"],
+            "client_message_id": data.get("client_message_id"),
+        }
+        if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
+            turn = await sync_to_async(chat.start_turn)(**arguments)
+            return event_stream(turn, is_async=isinstance(request._request, ASGIRequest))
+        result = await chat.take_turn(**arguments)
+        return Response(ChatResponseSerializer(result).data)
+
+
+def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
+    """The SSE answer: ``session``, then ``delta``s, then ``done`` (or ``error``)."""
+    if turn.replay:
+        channel = streaming.EventChannel()
+        channel.put("done", turn.replay)
+        channel.close()
+    else:
+        channel = streaming.run_in_thread(lambda emit: chat.stream_turn(turn=turn, emit=emit))
+    first = streaming.sse("session", {"session_id": turn.session.public_id})
+
+    def encode(event, payload) -> bytes:
+        if event == "delta":
+            return streaming.sse("delta", {"text": payload})
+        if event == "done":
+            return streaming.sse("done", ChatResponseSerializer(payload).data)
+        return streaming.sse("error", payload.body())
+
+    if is_async:
+
+        async def body():
+            yield first
+            async for event, payload in channel:
+                yield encode(event, payload)
+    else:
+
+        def body():
+            yield first
+            for event, payload in channel:
+                yield encode(event, payload)
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx must not hold the stream back
+    return response
+
+
+def healthz(request):
+    """200 when the database answers, 503 when it does not (for load balancers)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        logger.exception("Health check: the database did not answer")
+        return JsonResponse(error_body("database_unavailable", "The database did not answer."), status=503)
+    return JsonResponse({"success": True, "status": "ok"})

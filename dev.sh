@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's two entry points, each complete on a fresh Linux machine with Python >= 3.11:
+#   ./dev.sh serve   set up, migrate and run the development server on http://127.0.0.1:8000
+#   ./dev.sh test    set up and run the test suite (extra arguments go to pytest)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+fail() { echo "dev.sh: $*" >&2; exit 1; }
+
+ensure_python() {
+  command -v "$PYTHON" >/dev/null || fail "$PYTHON not found; install Python 3.11 or newer."
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    fail "Python 3.11 or newer is needed; $PYTHON is $("$PYTHON" --version 2>&1)."
+}
+
+# Install a requirements file into .venv, once per version of that file.
+ensure_requirements() {
+  local file=$1 stamp
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || fail "could not create $VENV (on Debian: apt-get install python3-venv)"
+  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$file"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
+    touch "$stamp"
+  fi
+}
+
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work offline). Install it when we can; otherwise say what is missing.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "dev.sh: installing Debian's chromium for the browser tests..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  fi
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "${CI:-}" = true ]; then fail "/usr/bin/chromium is missing and could not be installed"; fi
+  echo "dev.sh: /usr/bin/chromium not found (apt-get install chromium); browser tests will be skipped." >&2
+}
+
+case "${1:-}" in
+  serve)
+    ensure_python
+    ensure_requirements requirements.txt
+    "$VENV/bin/python" manage.py migrate --noinput
+    exec "$VENV/bin/python" manage.py runserver "${PORT:-8000}"
+    ;;
+  test)
+    shift
+    ensure_python
+    ensure_requirements requirements-dev.txt
+    ensure_chromium
+    exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh serve | ./dev.sh test [pytest arguments]" >&2
+    exit 2
+    ;;
+esac

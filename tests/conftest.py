@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite.
+
+The suite runs against whichever database DATABASE_URL names (SQLite by default,
+PostgreSQL in CI's second pass); tests that only make sense on one of them say so with
+the ``postgres`` marker or the ``on_postgres`` fixture.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from conversations.llm import _chat_model_for
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture
+def api():
+    """An anonymous API client: what a visitor's browser is to the server."""
+    return APIClient()
+
+
+@pytest.fixture
+def staff_api(django_user_model):
+    client = APIClient()
+    client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    return client
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_openai_server, settings):
+    """Point the app at the fake OpenAI server, through the real SDK.
+
+    Retries are off so that each failure mode shows in one request; the timeout is
+    short so the timeout case is quick.
+    """
+    fake_openai_server.reset()
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake_openai_server.base_url
+    settings.CHAT_MODEL = "fake-model"
+    settings.OPENAI_TIMEOUT = 1.0
+    settings.OPENAI_MAX_RETRIES = 0
+    yield fake_openai_server
+    _chat_model_for.cache_clear()
+
+
+@pytest.fixture
+def on_postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL); CI runs this file on it")

@@ -1,0 +1,168 @@
+"""A small OpenAI-compatible server for tests: the real ``openai`` SDK talks to it over
+HTTP, so everything on our side of the network is real.
+
+It serves ``POST /v1/chat/completions``, plain and streamed, records every request it
+receives, and can be told to misbehave in each way a real upstream does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Behaviour:
+    reply: str = "Hello from the fake model."
+    citations: list | None = None
+    status: int = 200  # anything else answers with an OpenAI-style error body
+    delay: float = 0.0  # seconds before answering at all
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    chunk_size: int = 4  # characters per streamed chunk
+    cut_after_chunks: int | None = None  # drop the connection mid-stream
+    garbage: bool = False  # answer 200 with a body that is not a completion
+    empty: bool = False  # answer a completion with no content
+    usage: dict = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
+
+
+class FakeOpenAI:
+    def __init__(self):
+        self.behaviour = Behaviour()
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self, **behaviour) -> None:
+        with self._lock:
+            self.behaviour = Behaviour(**behaviour)
+            self.requests.clear()
+
+    @property
+    def last_messages(self) -> list[dict]:
+        return self.requests[-1]["messages"]
+
+    def _record(self, body: dict) -> Behaviour:
+        with self._lock:
+            self.requests.append(body)
+            return self.behaviour
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                if not self.path.endswith("/chat/completions"):
+                    return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                behaviour = fake._record(body)
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                if behaviour.status != 200:
+                    return self._json(
+                        behaviour.status,
+                        {"error": {"message": f"fake failure {behaviour.status}", "type": "server_error"}},
+                    )
+                if behaviour.garbage:
+                    return self._raw(200, b"<html>definitely not json", "text/html")
+                if body.get("stream"):
+                    return self._stream(body, behaviour)
+                return self._json(200, self._completion(body, behaviour))
+
+            def _completion(self, body, behaviour):
+                completion = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake-model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": None if behaviour.empty else behaviour.reply},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": behaviour.usage,
+                }
+                if behaviour.citations is not None:
+                    completion["citations"] = behaviour.citations
+                return completion
+
+            def _stream(self, body, behaviour):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                model = body.get("model", "fake-model")
+                text = behaviour.reply
+                pieces = [text[i : i + behaviour.chunk_size] for i in range(0, len(text), behaviour.chunk_size)]
+                try:
+                    for index, piece in enumerate(pieces):
+                        if behaviour.cut_after_chunks is not None and index >= behaviour.cut_after_chunks:
+                            self.wfile.flush()
+                            self.connection.shutdown(2)  # drop the stream mid-answer
+                            return
+                        self._event(self._chunk(model, {"content": piece}, None, behaviour))
+                        if behaviour.chunk_delay:
+                            time.sleep(behaviour.chunk_delay)
+                    self._event(self._chunk(model, {}, "stop", behaviour))
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        usage_chunk = self._chunk(model, None, None, behaviour)
+                        usage_chunk["usage"] = behaviour.usage
+                        self._event(usage_chunk)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+            def _chunk(self, model, delta, finish_reason, behaviour):
+                chunk = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
+                if behaviour.citations is not None:
+                    chunk["citations"] = behaviour.citations
+                return chunk
+
+            def _event(self, data):
+                self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+
+            def _json(self, status, data):
+                self._raw(status, json.dumps(data).encode(), "application/json")
+
+            def _raw(self, status, payload, content_type):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
