@@ -185,6 +185,20 @@ CHATBOT_PROXY_COUNT = env_int("CHATBOT_PROXY_COUNT", 0, minimum=0)
 if CHATBOT_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Origins (scheme://host[:port]) that may call the API from a browser, frame /chat and
+# talk to it with postMessage. One allowlist for all three.
+CHATBOT_ALLOWED_ORIGINS = env_list("CHATBOT_ALLOWED_ORIGINS")
+
+# --- Cross-origin ------------------------------------------------------------------------
+# The widget calls /api/ from customers' sites. Only the allowlisted origins may, and
+# without cookies: a visitor's access comes from the session id, not from credentials.
+# In development with no allowlist, any origin may call, so the demo works at once.
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOWED_ORIGINS = CHATBOT_ALLOWED_ORIGINS
+CORS_ALLOW_ALL_ORIGINS = DEBUG and not CHATBOT_ALLOWED_ORIGINS
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 86400
+
 # --- REST API ---------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -216,9 +230,6 @@ SPECTACULAR_SETTINGS = {
 CHATBOT_SESSION_TTL_DAYS = env_int("CHATBOT_SESSION_TTL_DAYS", 30, minimum=1)
 # A server-side key that may write assistant and system messages (Authorization: Bearer).
 CHATBOT_SERVER_API_KEY = env_str("CHATBOT_SERVER_API_KEY")
-# Origins (scheme://host[:port]) that may call the API from a browser, frame /chat and
-# talk to it with postMessage. One allowlist for all three.
-CHATBOT_ALLOWED_ORIGINS = env_list("CHATBOT_ALLOWED_ORIGINS")
 
 CHATBOT_MAX_QUERY_CHARS = env_int("CHATBOT_MAX_QUERY_CHARS", 4000, minimum=1)
 CHATBOT_MAX_METADATA_BYTES = env_int("CHATBOT_MAX_METADATA_BYTES", 8192, minimum=2)
