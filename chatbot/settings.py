@@ -8,6 +8,8 @@ mode on a SQLite file with the offline responder, so it can be tried with no set
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -98,11 +100,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not Django's shared in-memory database: threads (streamed turns, the
     # live server) then lock like they do in production, instead of failing at once.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    _db["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"chatbot-test-{os.getpid()}.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["OPTIONS"] = {
         "options": f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 5000)}",
     }
+    # One test database per test run, so two runs on one machine never share one.
+    _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
     if env_bool("DATABASE_POOL", True):
         _db["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
         _db["OPTIONS"]["pool"] = {
@@ -206,7 +210,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["conversations.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "conversations.errors.api_exception_handler",
@@ -234,8 +238,20 @@ CHATBOT_SERVER_API_KEY = env_str("CHATBOT_SERVER_API_KEY")
 CHATBOT_MAX_QUERY_CHARS = env_int("CHATBOT_MAX_QUERY_CHARS", 4000, minimum=1)
 CHATBOT_MAX_METADATA_BYTES = env_int("CHATBOT_MAX_METADATA_BYTES", 8192, minimum=2)
 CHATBOT_MAX_METADATA_DEPTH = env_int("CHATBOT_MAX_METADATA_DEPTH", 5, minimum=1)
+CHATBOT_MAX_BODY_BYTES = env_int("CHATBOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 CHATBOT_PAGE_SIZE = env_int("CHATBOT_PAGE_SIZE", 50, minimum=1)
 CHATBOT_PAGE_SIZE_MAX = env_int("CHATBOT_PAGE_SIZE_MAX", 200, minimum=1)
+# The full page /chat: its heading, and the first thing a new conversation shows.
+CHATBOT_PAGE_TITLE = env_str("CHATBOT_PAGE_TITLE", "Chat with us")
+CHATBOT_GREETING = env_str("CHATBOT_GREETING", "Hi! How can I help you today?")
+
+# Rate limits, as "count/period" (s, m, h, d); an empty value turns one limit off.
+CHATBOT_RATELIMIT_ENABLE = env_bool("CHATBOT_RATELIMIT_ENABLE", True)
+CHATBOT_RATELIMIT_CHAT_IP = env_str("CHATBOT_RATELIMIT_CHAT_IP", "30/m")
+CHATBOT_RATELIMIT_CHAT_SESSION = env_str("CHATBOT_RATELIMIT_CHAT_SESSION", "20/m")
+CHATBOT_RATELIMIT_WRITE_IP = env_str("CHATBOT_RATELIMIT_WRITE_IP", "60/m")
+CHATBOT_RATELIMIT_WRITE_SESSION = env_str("CHATBOT_RATELIMIT_WRITE_SESSION", "60/m")
+CHATBOT_RATELIMIT_SESSION_CREATE_IP = env_str("CHATBOT_RATELIMIT_SESSION_CREATE_IP", "20/m")
 
 # What the model sees: the system prompt, then as many of the latest messages as fit.
 CHATBOT_SYSTEM_PROMPT = env_str(
@@ -258,12 +274,19 @@ OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_session_ids": {"()": "conversations.logs.RedactSessionIds"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_session_ids"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
-        # Django logs every 4xx with the full path, which carries session ids: the
-        # capability an anonymous conversation is protected by. Ours log them shortened.
-        "django.request": {"level": "ERROR"},
+        # Access logs print paths in full, and paths carry session ids: the capability
+        # an anonymous conversation is protected by. Route them through the filter.
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        "django.server": {"handlers": ["console"], "propagate": False},
+        # The SDK's HTTP client logs every upstream request at INFO.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }

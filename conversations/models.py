@@ -9,7 +9,6 @@ never interleave or reuse a number.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,15 +16,10 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from conversations.ids import new_public_id, shorten
 from conversations.tokens import estimate_tokens
 
-PUBLIC_ID_BYTES = 24  # 192 bits of randomness, 32 URL-safe characters
-PUBLIC_ID_PATTERN = r"[A-Za-z0-9_-]{32}"
 TITLE_MAX_CHARS = 80
-
-
-def new_public_id() -> str:
-    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
 
 
 def session_expiry_from(moment):
@@ -112,8 +106,7 @@ class Session(models.Model):
 
     @property
     def short_id(self) -> str:
-        """Enough of the id to tell sessions apart in logs, too little to use it."""
-        return f"{self.public_id[:6]}…"
+        return shorten(self.public_id)
 
     def is_accessible_to(self, user) -> bool:
         if self.owner_id is None or user.is_staff:

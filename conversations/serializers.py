@@ -171,7 +171,7 @@ class MessageCreatedSerializer(serializers.Serializer):
 
 class ChatRequestSerializer(serializers.Serializer):
     query = StorableTextField(max_length=None)
-    session_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    session_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     client_message_id = serializers.RegexField(
         r"^[A-Za-z0-9._:-]{1,64}$",
         required=False,

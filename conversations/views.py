@@ -13,11 +13,12 @@ from django.http import JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, streaming
+from conversations import chat, ratelimits, streaming
 from conversations.errors import ApiError, error_body
 from conversations.models import MessageDraft, Session
 from conversations.permissions import can_write_role
@@ -67,6 +68,7 @@ def message_page(request, session: Session) -> Response:
 
 
 def add_message(request, session: Session) -> Response:
+    ratelimits.limit_message_write(request, session_id=session.public_id)
     incoming = MessageCreateSerializer(data=request.data)
     incoming.is_valid(raise_exception=True)
     data = incoming.validated_data
@@ -88,6 +90,7 @@ class SessionCreateView(APIView):
 
     @extend_schema(request=SessionCreateSerializer, responses={201: SessionCreatedSerializer})
     def post(self, request):
+        ratelimits.limit_session_create(request)
         incoming = SessionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         session = Session.objects.create(owner=owner_of(request), **incoming.validated_data)
@@ -142,6 +145,7 @@ class SessionViewSet(
         return readable_session(self.request, self.kwargs["session_id"])
 
     def perform_create(self, serializer):
+        ratelimits.limit_session_create(self.request)
         serializer.save(owner=owner_of(self.request))
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: MessagePageSerializer, 404: NOT_FOUND})
@@ -155,6 +159,14 @@ class SessionViewSet(
         return add_message(request, self.get_object())
 
 
+class JSONEvenForEventStreams(DefaultContentNegotiation):
+    """A client asking for text/event-stream gets the stream, which needs no renderer,
+    or, when something fails before the stream starts, a JSON error; never a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ChatView(AsyncAPIView):
     """POST /api/chat — one turn: the query in, the model's answer out, both stored.
 
@@ -162,6 +174,8 @@ class ChatView(AsyncAPIView):
     connection; with ``"stream": true`` (or ``Accept: text/event-stream``) the answer
     arrives as Server-Sent Events.
     """
+
+    content_negotiation_class = JSONEvenForEventStreams
 
     @extend_schema(
         request=ChatRequestSerializer,
@@ -177,8 +191,10 @@ class ChatView(AsyncAPIView):
         incoming = ChatRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
+        session_id = data.get("session_id") or request.query_params.get("session") or None
+        await sync_to_async(ratelimits.limit_chat_turn)(request, session_id=session_id)
         arguments = {
-            "session_id": data.get("session_id") or request.query_params.get("session") or None,
+            "session_id": session_id,
             "user": request.user,
             "query": data["query"],
             "channel": data["channel"],

@@ -8,11 +8,19 @@ the ``postgres`` marker or the ``on_postgres`` fixture.
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
 from conversations.llm import _chat_model_for
 from tests.fake_openai import FakeOpenAI
+from tests.servers import asgi_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test starts with no requests counted against the rate limits."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -52,7 +60,30 @@ def fake_llm(fake_openai_server, settings):
     _chat_model_for.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def uvicorn_url(django_db_setup, fake_openai_server):
+    """The production ASGI server (uvicorn, two workers) on this run's test database,
+    answering through the fake model. Tests using it need ``transactional_db``."""
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai_server.base_url, "OPENAI_MAX_RETRIES": "0"}
+    env |= {"OPENAI_TIMEOUT": "2", "CHAT_MODEL": "fake-model"}
+    with asgi_server(env, workers=2) as base_url:
+        yield base_url
+
+
 @pytest.fixture
 def on_postgres(db):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL); CI runs this file on it")
+
+
+@pytest.fixture
+def member(django_user_model):
+    """A signed-in customer without staff rights: owns the sessions they start, sees only those."""
+    return django_user_model.objects.create_user("member", password="pw")
+
+
+@pytest.fixture
+def member_api(member):
+    client = APIClient()
+    client.force_login(member)
+    return client

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @dataclass
 class Behaviour:
     reply: str = "Hello from the fake model."
+    echo: bool = False  # reply "echo: <the last message>" instead of `reply`
     citations: list | None = None
     status: int = 200  # anything else answers with an OpenAI-style error body
     delay: float = 0.0  # seconds before answering at all
@@ -88,6 +89,8 @@ class FakeOpenAI:
                     )
                 if behaviour.garbage:
                     return self._raw(200, b"<html>definitely not json", "text/html")
+                if behaviour.echo:
+                    behaviour = replace(behaviour, reply=f"echo: {body['messages'][-1]['content']}")
                 if body.get("stream"):
                     return self._stream(body, behaviour)
                 return self._json(200, self._completion(body, behaviour))

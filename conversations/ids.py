@@ -1,0 +1,32 @@
+"""Session ids: what they look like, and how they are shortened for display.
+
+Kept free of Django imports so the logging configuration can use it at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+PUBLIC_ID_BYTES = 24  # 192 bits of randomness
+PUBLIC_ID_LENGTH = 32  # token_urlsafe(24) is 32 URL-safe characters
+SHOWN_CHARS = 6
+
+_CHAR = "[A-Za-z0-9_-]"
+_ID_IN_TEXT = re.compile(
+    rf"(?<!{_CHAR})({_CHAR}{{{SHOWN_CHARS}}}){_CHAR}{{{PUBLIC_ID_LENGTH - SHOWN_CHARS}}}(?!{_CHAR})"
+)
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
+
+
+def shorten(public_id: str) -> str:
+    """Enough of an id to tell sessions apart in logs, too little to use it."""
+    return f"{public_id[:SHOWN_CHARS]}…"
+
+
+def redact(text: str) -> str:
+    """``text`` with every substring shaped like a session id shortened."""
+    return _ID_IN_TEXT.sub(r"\1…", text)

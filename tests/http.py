@@ -1,0 +1,74 @@
+"""Plain HTTP clients for tests that talk to a real server: JSON, and Server-Sent Events."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+
+def _connection(base_url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(base_url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+def post_json(base_url: str, path: str, body: dict, *, timeout: float = 10.0) -> tuple[int, dict, dict]:
+    """POST ``body``; return (status, parsed JSON, headers)."""
+    connection = _connection(base_url, timeout)
+    try:
+        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null"), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def get_json(base_url: str, path: str, *, timeout: float = 10.0) -> tuple[int, dict]:
+    connection = _connection(base_url, timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+class EventStream:
+    """An open SSE response; iterate it for (event, data) pairs, close it to hang up."""
+
+    def __init__(self, base_url: str, path: str, body: dict, *, timeout: float = 10.0):
+        self.connection = _connection(base_url, timeout)
+        self.connection.request(
+            "POST", path, json.dumps(body), {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        )
+        self.socket = self.connection.sock  # the response takes it over; keep it to hang up
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.content_type = self.response.getheader("Content-Type", "")
+
+    def __iter__(self) -> Iterator[tuple[str, dict]]:
+        event, data = "message", []
+        while line := self.response.readline():
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].strip())
+            elif line == "" and data:
+                yield event, json.loads("\n".join(data))
+                event, data = "message", []
+
+    def close(self) -> None:
+        """Hang up, the way a closed browser tab does."""
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+
+
+def stream_events(base_url: str, path: str, body: dict) -> list[tuple[str, dict]]:
+    stream = EventStream(base_url, path, body)
+    try:
+        return list(stream)
+    finally:
+        stream.connection.close()

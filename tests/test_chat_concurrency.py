@@ -1,0 +1,96 @@
+"""Turns on the same session at once (widget and full page open together, a double
+click), through the production server over real HTTP. Run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conversations.models import Message, Session
+from tests.http import post_json
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLIENTS = 10
+TURNS_EACH = 3
+
+
+def test_concurrent_turns_on_one_session_stay_in_contiguous_pairs_and_lose_nothing(uvicorn_url, fake_llm):
+    fake_llm.reset(echo=True, delay=0.02)
+    status, first, _ = post_json(uvicorn_url, "/api/chat", {"query": "start"})
+    assert status == 200
+    session_id = first["session_id"]
+    go = threading.Barrier(CLIENTS)
+
+    def client(number: int) -> list[int]:
+        go.wait()
+        statuses = []
+        for turn in range(TURNS_EACH):
+            status, body, _ = post_json(
+                uvicorn_url, "/api/chat", {"query": f"client {number} turn {turn}", "session_id": session_id}
+            )
+            statuses.append(status)
+        return statuses
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = [s for result in pool.map(client, range(CLIENTS)) for s in result]
+
+    assert statuses == [200] * CLIENTS * TURNS_EACH
+    messages = list(Message.objects.filter(session__public_id=session_id).order_by("seq"))
+    expected_count = 2 * (1 + CLIENTS * TURNS_EACH)
+    assert [m.seq for m in messages] == list(range(1, expected_count + 1))
+    for user, assistant in zip(messages[::2], messages[1::2], strict=True):
+        assert user.role == "user"
+        assert assistant.role == "assistant"
+        assert assistant.content == f"echo: {user.content}"  # each answer right after its question
+    queries = {m.content for m in messages[::2]}
+    assert queries == {"start"} | {f"client {n} turn {t}" for n in range(CLIENTS) for t in range(TURNS_EACH)}
+    assert Session.objects.get(public_id=session_id).last_seq == expected_count
+
+
+def test_no_lock_is_held_while_the_model_thinks(uvicorn_url, fake_llm):
+    status, first, _ = post_json(uvicorn_url, "/api/chat", {"query": "start"})
+    session_id = first["session_id"]
+    fake_llm.reset(delay=1.0)
+    finished: list[str] = []
+
+    def slow_turn():
+        post_json(uvicorn_url, "/api/chat", {"query": "slow", "session_id": session_id})
+        finished.append("turn")
+
+    turn = threading.Thread(target=slow_turn)
+    turn.start()
+    while not fake_llm.requests:  # the turn is now waiting on the model
+        threading.Event().wait(0.01)
+    status, _, _ = post_json(uvicorn_url, f"/api/session/{session_id}/messages", {"message": "meanwhile"})
+    finished.append("write")
+    turn.join()
+
+    assert status == 201
+    assert finished == ["write", "turn"]
+    contents = list(
+        Message.objects.filter(session__public_id=session_id).order_by("seq").values_list("content", flat=True)
+    )
+    assert contents[2] == "meanwhile"
+    assert contents[3] == "slow"
+
+
+def test_a_double_click_with_one_client_message_id_stores_one_turn(uvicorn_url, fake_llm):
+    fake_llm.reset(delay=0.2)
+    _, first, _ = post_json(uvicorn_url, "/api/chat", {"query": "start"})
+    session_id = first["session_id"]
+    body = {"query": "clicked twice", "session_id": session_id, "client_message_id": "dbl-1"}
+    go = threading.Barrier(2)
+
+    def click():
+        go.wait()
+        return post_json(uvicorn_url, "/api/chat", body)
+
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda _: click(), range(2)))
+
+    assert [status for status, _, _ in responses] == [200, 200]
+    assert responses[0][1]["messages"] == responses[1][1]["messages"]
+    assert Message.objects.filter(session__public_id=session_id).count() == 4

@@ -1,0 +1,76 @@
+"""The full page ``/chat`` and the demo pages that show the widget on a sample site."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.views.decorators.http import require_GET
+
+from conversations.models import Role, Session
+from widget.headers import page_headers
+from widget.markdown import render_markdown
+
+# Shaped like an id we could have issued; anything else is not worth echoing back.
+SESSION_ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@require_GET
+@page_headers(framable=True)
+def chat_page(request):
+    """The conversation UI on a page of its own; ``?session=<id>`` continues one.
+
+    The latest page of the transcript is rendered here, so it is on screen at first
+    paint; the script then takes over. The page talks to the API without cookies, like
+    the widget on a customer's site, so it shows only what it could continue: sessions
+    anyone holding the id may use. An unknown or expired id gets a note and a fresh
+    conversation, never an error page.
+    """
+    requested = request.GET.get("session", "").strip()
+    session = Session.objects.readable_by(requested, AnonymousUser()) if requested else None
+    messages, has_more = session.messages.page_before(None, settings.CHATBOT_PAGE_SIZE) if session else ([], False)
+    context = {
+        "title": settings.CHATBOT_PAGE_TITLE,
+        "greeting": settings.CHATBOT_GREETING,
+        "session": session,
+        "continued_from_widget": session is not None and session.source == "widget",
+        "missing_session": requested if requested and session is None and SESSION_ID_SHAPE.match(requested) else "",
+        "not_found": bool(requested) and session is None,
+        "messages": [shown(message) for message in messages if message.role != Role.SYSTEM],
+        "next_before": messages[0].seq if has_more else "",
+        "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
+    }
+    return render(request, "widget/chat.html", context)
+
+
+def shown(message) -> dict:
+    """A message as the page shows it: replies in the markdown subset, visitors' text as typed."""
+    html = render_markdown(message.content) if message.role == Role.ASSISTANT else None
+    return {"seq": message.seq, "role": message.role, "content": message.content, "html": html}
+
+
+def embed_tag(request) -> str:
+    """The one tag a site pastes to get the widget, pointing at this server."""
+    api_base = request.build_absolute_uri("/").rstrip("/")
+    return f'<script src="{api_base}{static("widget/widget.js")}" data-api-base="{api_base}" defer></script>'
+
+
+@require_GET
+@page_headers()
+def demo(request):
+    """A sample customer site with the widget embedded by its one tag."""
+    api_base = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "widget/demo.html", {"api_base": api_base, "embed_tag": embed_tag(request)})
+
+
+@require_GET
+@page_headers(frame_src="'self'")
+def demo_full_page(request):
+    """The sample site's own full chat page: /chat framed by the full-page snippet, the
+    way a customer's ``/chatbot`` page does it."""
+    api_base = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "widget/demo_full_page.html", {"api_base": api_base})
