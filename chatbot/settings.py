@@ -226,6 +226,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conversations.schema.document_errors",
+    ],
 }
 
 # --- The chatbot ------------------------------------------------------------------------
@@ -246,6 +250,8 @@ CHATBOT_PAGE_TITLE = env_str("CHATBOT_PAGE_TITLE", "Chat with us")
 CHATBOT_GREETING = env_str("CHATBOT_GREETING", "Hi! How can I help you today?")
 
 # Rate limits, as "count/period" (s, m, h, d); an empty value turns one limit off.
+# Failing open: see conversations/ratelimits.py for why.
+RATELIMIT_FAIL_OPEN = True
 CHATBOT_RATELIMIT_ENABLE = env_bool("CHATBOT_RATELIMIT_ENABLE", True)
 CHATBOT_RATELIMIT_CHAT_IP = env_str("CHATBOT_RATELIMIT_CHAT_IP", "30/m")
 CHATBOT_RATELIMIT_CHAT_SESSION = env_str("CHATBOT_RATELIMIT_CHAT_SESSION", "20/m")

@@ -139,6 +139,8 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
         with transaction.atomic():
             user_message, assistant_message = turn.session.append_messages(drafts)
         # Transaction ends.
+    except Session.DoesNotExist:
+        raise ApiError.session_not_found() from None  # erased while the model was answering
     except IntegrityError:
         # The same client_message_id won a race against us: answer with its turn.
         replay = turn.client_message_id and stored_turn(
@@ -178,6 +180,8 @@ def stream_turn(*, turn: Turn, emit: Callable[[str, object], None]) -> None:
         emit("done", finish_turn(turn=turn, reply=reply))
     except ModelError as error:
         emit("error", ApiError.from_model_error(error, session=turn.session))
+    except ApiError as error:
+        emit("error", error)
     except Exception:
         logger.exception("Streamed turn failed in session %s", turn.session.short_id)
         emit("error", ApiError.internal())

@@ -8,10 +8,13 @@ one request would cost the server its memory, the other would answer with a 500.
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-from conversations.errors import ApiError
+
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_code = "body_too_large"
 
 
 class BoundedJSONParser(JSONParser):
@@ -20,7 +23,7 @@ class BoundedJSONParser(JSONParser):
         limit = settings.CHATBOT_MAX_BODY_BYTES
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
         if length and length.isdigit() and int(length) > limit:
-            raise ApiError(413, "body_too_large", f"The request body may be at most {limit} bytes.")
+            raise BodyTooLarge(f"The request body may be at most {limit} bytes.")
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

@@ -46,7 +46,7 @@ def enforce(request, *, scope: str, key: str, rate: str) -> None:
     if not settings.CHATBOT_RATELIMIT_ENABLE or not rate:
         return
     try:
-        usage = get_usage(request, group=f"chatbot.{scope}", key=lambda group, request: key, rate=rate)
+        usage = get_usage(request, group=f"chatbot.{scope}", key=lambda group, request: key, rate=rate, increment=True)
     except Exception as error:  # the cache is down: serve rather than refuse (see above)
         logger.warning("Rate limit %s not checked, the cache is unavailable: %s", scope, error)
         return

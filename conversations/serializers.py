@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.errors import ApiError
@@ -67,19 +69,38 @@ def check_query_text(value: str) -> str:
     return value
 
 
-class StorableTextField(serializers.CharField):
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF would turn 0 or 1.5 into "0" and "1.5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StorableTextField(StrictCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
         self.validators.append(check_storable_text)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class MetadataField(serializers.JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
         kwargs.setdefault("default", dict)
         super().__init__(**kwargs)
         self.validators.append(check_metadata)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: DRF would also take 0, 1, "yes" and "on"."""
+
+    def to_internal_value(self, data):
+        if data is True or data is False:
+            return data
+        self.fail("invalid", input=data)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -171,14 +192,14 @@ class MessageCreatedSerializer(serializers.Serializer):
 
 class ChatRequestSerializer(serializers.Serializer):
     query = StorableTextField(max_length=None)
-    session_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    client_message_id = serializers.RegexField(
-        r"^[A-Za-z0-9._:-]{1,64}$",
+    session_id = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    client_message_id = StrictCharField(
         required=False,
         allow_null=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9._:-]{1,64}$", "Use 1 to 64 letters, digits or . _ : -")],
         help_text="Idempotency key: a retry with the same id returns the stored turn.",
     )
-    stream = serializers.BooleanField(default=False)
+    stream = StrictBooleanField(default=False)
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
 
     def validate_query(self, value: str) -> str:

@@ -13,6 +13,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -113,6 +114,12 @@ class RecentActivityPagination(CursorPagination):
     ordering = ("-last_activity_at", "-id")
     page_size = 50
 
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # a malformed cursor is a bad request, not a missing page
+            raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+
 
 class SessionViewSet(
     mixins.ListModelMixin,
@@ -180,7 +187,22 @@ class ChatView(AsyncAPIView):
     @extend_schema(
         request=ChatRequestSerializer,
         responses={
-            200: ChatResponseSerializer,
+            (200, "application/json"): ChatResponseSerializer,
+            (200, "text/event-stream"): OpenApiResponse(
+                response={
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["session", "delta", "done", "error"]},
+                        "data": {"type": "string", "description": "JSON"},
+                    },
+                    "required": ["event", "data"],
+                },
+                description=(
+                    "With stream=true or Accept: text/event-stream: Server-Sent Events `session` "
+                    '({"session_id"}), then `delta` ({"text"}) as the answer arrives, then `done` (the JSON '
+                    "answer above) or `error` (the error body)."
+                ),
+            ),
             404: NOT_FOUND,
             413: OpenApiResponse(description="The query is too long."),
             502: OpenApiResponse(description="The model failed; nothing was saved; retry."),

@@ -7,6 +7,9 @@ the ``postgres`` marker or the ``on_postgres`` fixture.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -14,7 +17,7 @@ from rest_framework.test import APIClient
 
 from conversations.llm import _chat_model_for
 from tests.fake_openai import FakeOpenAI
-from tests.servers import asgi_server
+from tests.servers import RedisServer, asgi_server
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +71,38 @@ def uvicorn_url(django_db_setup, fake_openai_server):
     env |= {"OPENAI_TIMEOUT": "2", "CHAT_MODEL": "fake-model"}
     with asgi_server(env, workers=2) as base_url:
         yield base_url
+
+
+def require(available: bool, what: str) -> None:
+    """Skip a test whose prerequisite is missing, except in CI, where that is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required in CI")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture
+def redis_server():
+    """A real Redis of this test's own, which the test may stop and restart."""
+    require(shutil.which("redis-server") is not None, "redis-server")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_cache(redis_server, settings):
+    """Point the app's cache (and so its rate limits) at ``redis_server``."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server.url,
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
+    return redis_server
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from http.client import HTTPMessage
 from urllib.parse import urlsplit
 
 
@@ -14,13 +15,13 @@ def _connection(base_url: str, timeout: float) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
-def post_json(base_url: str, path: str, body: dict, *, timeout: float = 10.0) -> tuple[int, dict, dict]:
-    """POST ``body``; return (status, parsed JSON, headers)."""
+def post_json(base_url: str, path: str, body: dict, *, timeout: float = 10.0) -> tuple[int, dict, HTTPMessage]:
+    """POST ``body``; return (status, parsed JSON, headers, which match names in any case)."""
     connection = _connection(base_url, timeout)
     try:
         connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"null"), dict(response.getheaders())
+        return response.status, json.loads(response.read() or b"null"), response.headers
     finally:
         connection.close()
 
@@ -31,6 +32,15 @@ def get_json(base_url: str, path: str, *, timeout: float = 10.0) -> tuple[int, d
         connection.request("GET", path)
         response = connection.getresponse()
         return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def delete(base_url: str, path: str, *, timeout: float = 10.0) -> int:
+    connection = _connection(base_url, timeout)
+    try:
+        connection.request("DELETE", path)
+        return connection.getresponse().status
     finally:
         connection.close()
 

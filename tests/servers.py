@@ -34,8 +34,11 @@ def test_database_url() -> str:
 
 
 @contextlib.contextmanager
-def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1):
-    """Run uvicorn on the ASGI app; yield its base URL; stop it afterwards."""
+def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1, log_path: Path | None = None):
+    """Run uvicorn on the ASGI app; yield its base URL; stop it afterwards.
+
+    With ``log_path`` the access log is on and everything the server prints goes there.
+    """
     port = free_port()
     process_env = {
         **os.environ,
@@ -44,8 +47,10 @@ def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1):
         **(env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "chatbot.asgi:application", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=ROOT, env=process_env)
+    command += ["--port", str(port), "--workers", str(workers)]
+    command += ["--log-level", "info"] if log_path else ["--no-access-log", "--log-level", "warning"]
+    output = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=output, stderr=output)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base_url, process)
@@ -56,6 +61,8 @@ def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        if output:
+            output.close()
 
 
 def wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -70,3 +77,30 @@ def wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 20.
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server at {base_url} did not come up in {timeout} s")
+
+
+class RedisServer:
+    """A private redis-server on a free port, which a test may stop and start again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
+                probe.sendall(b"PING\r\n")
+                if probe.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None

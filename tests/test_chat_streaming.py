@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conversations.models import Message
-from tests.http import EventStream, stream_events
+from tests.http import EventStream, delete, stream_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,3 +134,19 @@ def test_an_unknown_session_is_a_plain_json_404_not_a_stream(server, fake_llm):
     assert stream.status == 404
     assert stream.content_type == "application/json"
     stream.connection.close()
+
+
+def test_a_session_erased_while_its_answer_streams_ends_with_the_common_404(server, fake_llm):
+    fake_llm.reset(reply="An answer for a conversation that is about to vanish.", chunk_size=4, chunk_delay=0.05)
+    stream = EventStream(server, "/api/chat", {"query": "Hello", "stream": True})
+    events = iter(stream)
+    session_id = next(events)[1]["session_id"]
+
+    deleted = delete(server, f"/api/sessions/{session_id}/")
+
+    rest = list(events)
+    stream.connection.close()
+    assert deleted == 204
+    assert rest[-1][0] == "error"
+    assert rest[-1][1]["error"]["code"] == "session_not_found"
+    assert Message.objects.count() == 0

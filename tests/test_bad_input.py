@@ -1,0 +1,95 @@
+"""Hostile and broken requests get a clear JSON 4xx, and nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conversations.models import Message, Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def nothing_is_written(db):
+    yield
+    assert Session.objects.count() == 0
+    assert Message.objects.count() == 0
+
+
+def post_raw(client, body, content_type="application/json", path="/api/chat"):
+    return client.post(path, data=body, content_type=content_type)
+
+
+def assert_error(response, status, code=None):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["success"] is False
+    assert response.json()["error"]["message"]
+    if code:
+        assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/session/create", "/api/sessions/"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_only_json_bodies_are_accepted(client, path, content_type):
+    assert_error(post_raw(client, "query=hi", content_type, path), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b'{"query": "unterminated', b"\xff\xfe\xfa invalid utf-8", b'{"query": "\xc3\x28"}', b""],
+    ids=["malformed", "truncated", "binary", "invalid utf-8 in a string", "empty"],
+)
+def test_unreadable_bodies_are_a_400(client, body):
+    assert_error(post_raw(client, body), 400)
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_crash(client):
+    assert_error(post_raw(client, "[" * 30_000 + "]" * 30_000), 400)  # under the size cap
+
+
+def test_a_body_over_the_size_limit_is_a_413(client, settings):
+    settings.CHATBOT_MAX_BODY_BYTES = 2048
+
+    assert_error(post_raw(client, json.dumps({"query": "x" * 4096})), 413, "body_too_large")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "just a string",
+        {"query": 5},
+        {"query": ["hi"]},
+        {"query": None},
+        {"query": "hi", "stream": "yes"},
+        {"query": "hi", "channel": "sms"},
+        {"query": "hi", "client_message_id": 12},
+        {"message": "the wrong field name"},
+    ],
+)
+def test_wrong_shapes_and_types_are_a_400(client, body):
+    assert_error(post_raw(client, json.dumps(body)), 400, "invalid")
+
+
+def test_a_nul_byte_in_the_query_is_a_400(client):
+    assert_error(post_raw(client, json.dumps({"query": "before\u0000after"})), 400, "invalid")
+
+
+def test_a_lone_surrogate_in_the_query_is_a_400(client):
+    assert_error(post_raw(client, '{"query": "broken \\ud800 text"}'), 400, "invalid")
+
+
+def test_validation_errors_name_the_field(client):
+    response = post_raw(client, json.dumps({"query": "hi", "channel": "sms"}))
+
+    assert "channel" in response.json()["fields"]
+
+
+def test_unknown_api_paths_and_methods_answer_json(client):
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_error(client.get("/api/chat"), 405, "method_not_allowed")
