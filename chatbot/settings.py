@@ -274,6 +274,8 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # any OpenAI-compatible server
 CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TIMEOUT = env_float("OPENAI_TIMEOUT", 60.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)
+# How many answers one server process may be waiting on at once (plain and streamed).
+CHATBOT_MODEL_CONCURRENCY = env_int("CHATBOT_MODEL_CONCURRENCY", 64, minimum=1)
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ from django.db.models import Exists, OuterRef
 
 from conversations.models import Message, Session
 
+# A session can hold thousands of messages; the page shows the latest this many.
+TRANSCRIPT_MESSAGES = 500
+
 
 class SessionMessagesSearch(admin.ModelAdmin):
     """Search by session id, title, or the text of any message in the session."""
@@ -50,5 +53,6 @@ class SessionAdmin(SessionMessagesSearch):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         session = self.get_object(request, object_id)
-        transcript = session.messages.order_by("seq") if session else []
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "transcript": transcript})
+        transcript, earlier = session.messages.page_before(None, TRANSCRIPT_MESSAGES) if session else ([], False)
+        context = {"transcript": transcript, "transcript_has_earlier": earlier, "transcript_limit": TRANSCRIPT_MESSAGES}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -27,6 +28,12 @@ from conversations.models import Message, MessageDraft, Role, Session
 from conversations.tokens import estimate_tokens
 
 logger = logging.getLogger(__name__)
+
+# Waiting on the model happens on these threads: never on the event loop, never on the
+# thread that runs Django's synchronous code, and not on asgiref's default pool, which
+# has only a handful of threads. The pool's size is how many answers one process can
+# be waiting for at once; further turns queue until a thread is free.
+model_threads = ThreadPoolExecutor(max_workers=settings.CHATBOT_MODEL_CONCURRENCY, thread_name_prefix="model")
 
 
 @dataclass
@@ -162,7 +169,7 @@ async def take_turn(
     if turn.replay:
         return turn.replay
     try:
-        reply = await sync_to_async(chat_model().complete, thread_sensitive=False)(turn.context)
+        reply = await sync_to_async(chat_model().complete, thread_sensitive=False, executor=model_threads)(turn.context)
     except ModelError as error:
         raise ApiError.from_model_error(error, session=turn.session) from error
     return await sync_to_async(finish_turn)(turn=turn, reply=reply)

@@ -14,6 +14,7 @@ import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 
 _END = object()
 
@@ -55,10 +56,11 @@ class EventChannel:
             yield item
 
 
-def run_in_thread(produce: Callable[[Callable[[str, object], None]], None]) -> EventChannel:
-    """Start ``produce(emit)`` in a new thread and return the channel it emits into.
+def run_in_thread(produce: Callable[[Callable[[str, object], None]], None], *, executor: Executor) -> EventChannel:
+    """Start ``produce(emit)`` on ``executor`` and return the channel it emits into.
 
-    The thread is not a daemon: a server shutting down waits for the turn to be stored.
+    A ThreadPoolExecutor's threads are joined when the interpreter exits, so a server
+    shutting down still waits for the turn to be stored.
     """
     channel = EventChannel()
 
@@ -68,7 +70,7 @@ def run_in_thread(produce: Callable[[Callable[[str, object], None]], None]) -> E
         finally:
             channel.close()
 
-    threading.Thread(target=target, name="chat-stream", daemon=False).start()
+    executor.submit(target)
     return channel
 
 

@@ -236,7 +236,9 @@ def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
         channel.put("done", turn.replay)
         channel.close()
     else:
-        channel = streaming.run_in_thread(lambda emit: chat.stream_turn(turn=turn, emit=emit))
+        channel = streaming.run_in_thread(
+            lambda emit: chat.stream_turn(turn=turn, emit=emit), executor=chat.model_threads
+        )
     first = streaming.sse("session", {"session_id": turn.session.public_id})
 
     def encode(event, payload) -> bytes:

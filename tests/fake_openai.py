@@ -33,6 +33,8 @@ class FakeOpenAI:
     def __init__(self):
         self.behaviour = Behaviour()
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at one time
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -55,6 +57,7 @@ class FakeOpenAI:
         with self._lock:
             self.behaviour = Behaviour(**behaviour)
             self.requests.clear()
+            self.max_in_flight = 0
 
     @property
     def last_messages(self) -> list[dict]:
@@ -63,7 +66,13 @@ class FakeOpenAI:
     def _record(self, body: dict) -> Behaviour:
         with self._lock:
             self.requests.append(body)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.behaviour
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _handler_class(self):
         fake = self
@@ -75,7 +84,14 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self):
+                try:
+                    self._answer()
+                finally:
+                    fake._done()
+
+            def _answer(self):
                 if not self.path.endswith("/chat/completions"):
+                    fake._record({})
                     return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -94,3 +94,21 @@ def test_a_double_click_with_one_client_message_id_stores_one_turn(uvicorn_url, 
     assert [status for status, _, _ in responses] == [200, 200]
     assert responses[0][1]["messages"] == responses[1][1]["messages"]
     assert Message.objects.filter(session__public_id=session_id).count() == 4
+
+
+def test_many_visitors_can_wait_on_the_model_at_once(uvicorn_url, fake_llm):
+    """Waiting on the model must not be capped by a small thread pool: 16 slow answers
+    are all in progress together (the server runs two processes)."""
+    fake_llm.reset(delay=0.5)
+    visitors = 16
+    go = threading.Barrier(visitors)
+
+    def visit(number):
+        go.wait()
+        return post_json(uvicorn_url, "/api/chat", {"query": f"visitor {number}"})[0]
+
+    with ThreadPoolExecutor(visitors) as pool:
+        statuses = list(pool.map(visit, range(visitors)))
+
+    assert statuses == [200] * visitors
+    assert fake_llm.max_in_flight == visitors
