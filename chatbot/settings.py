@@ -167,6 +167,12 @@ STORAGES = {
         )
     },
 }
+# WhiteNoise serves collectstatic's gzip and Brotli copies. Hashed names (widget.3f9a….js)
+# are cached for ten years as immutable. Unhashed URLs cannot be: /static/widget/widget.js
+# is pasted into customers' pages and must keep its name, so browsers keep it this long,
+# then revalidate by ETag (a 304 of a few hundred bytes). An hour means a deploy reaches
+# every visitor within the hour. In development every reload fetches the file afresh.
+WHITENOISE_MAX_AGE = 0 if DEBUG else env_int("CHATBOT_STATIC_MAX_AGE", 3600, minimum=0)
 
 # --- Security (production) --------------------------------------------------------------
 
@@ -201,6 +207,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOWED_ORIGINS = CHATBOT_ALLOWED_ORIGINS
 CORS_ALLOW_ALL_ORIGINS = DEBUG and not CHATBOT_ALLOWED_ORIGINS
 CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After"]  # so the widget can say when to try again
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- REST API ---------------------------------------------------------------------------
@@ -226,6 +233,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Channel serves both Session.source and Message.channel: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {"Channel": "conversations.models.Channel"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conversations.schema.document_errors",

@@ -7,7 +7,9 @@ that sending the same request again may succeed (the model was down or slow).
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+import json
+
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -98,6 +100,13 @@ def _first_message(detail) -> str:
             return "Invalid request."
         detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
     return str(detail)
+
+
+def session_not_found(request, *args, **kwargs):
+    """For session URLs no route matches (an id with a slash in it): the very bytes
+    the API answers for any other id that is not there."""
+    body = json.dumps(ApiError.session_not_found().body(), separators=(",", ":"))
+    return HttpResponse(body, status=404, content_type="application/json")
 
 
 def not_found(request, exception=None):

@@ -18,6 +18,15 @@ _ID_IN_TEXT = re.compile(
 )
 
 
+_WHOLE_ID = re.compile(rf"{_CHAR}{{{PUBLIC_ID_LENGTH}}}")
+
+
+def is_well_formed(public_id: str) -> bool:
+    """Whether ``public_id`` could be an id at all. Checked before any query, since a
+    database may choke on what a client can put in a URL (PostgreSQL on NUL)."""
+    return bool(_WHOLE_ID.fullmatch(public_id))
+
+
 def new_public_id() -> str:
     return secrets.token_urlsafe(PUBLIC_ID_BYTES)
 

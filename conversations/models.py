@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from conversations.ids import new_public_id, shorten
+from conversations.ids import is_well_formed, new_public_id, shorten
 from conversations.tokens import estimate_tokens
 
 TITLE_MAX_CHARS = 80
@@ -62,6 +62,8 @@ class SessionQuerySet(models.QuerySet):
         Unknown, expired, malformed and someone else's ids all answer None, so callers
         give one identical "not found" and nothing leaks which ids exist.
         """
+        if not is_well_formed(public_id):
+            return None
         session = self.active().filter(public_id=public_id).first()
         if session is None or not session.is_accessible_to(user):
             return None

@@ -41,7 +41,7 @@ def check_metadata(value) -> dict:
 
 
 def _check_depth_and_text(value, *, depth: int) -> None:
-    if depth > settings.CHATBOT_MAX_METADATA_DEPTH:
+    if isinstance(value, (dict, list)) and depth > settings.CHATBOT_MAX_METADATA_DEPTH:
         raise serializers.ValidationError(
             f"Metadata may nest at most {settings.CHATBOT_MAX_METADATA_DEPTH} levels deep."
         )
@@ -152,8 +152,9 @@ class SessionSerializer(serializers.ModelSerializer):
 
 
 class SessionUpdateSerializer(SessionSerializer):
-    class Meta(SessionSerializer.Meta):
-        read_only_fields = [*SessionSerializer.Meta.read_only_fields, "source"]
+    """A session's title and metadata may change; where it began may not."""
+
+    source = serializers.ChoiceField(choices=Channel.choices, read_only=True)
 
 
 class MessageCreateSerializer(serializers.Serializer):

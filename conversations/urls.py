@@ -14,6 +14,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,
+    re_path(r"^sessions?/", errors.session_not_found),
     # Unknown API paths answer JSON, even in development mode.
     re_path(r"^", errors.not_found),
 ]

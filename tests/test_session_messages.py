@@ -429,8 +429,9 @@ def test_it_pages_through_2000_messages_in_order_with_a_bounded_number_of_querie
         with django_assert_max_num_queries(3) as captured:
             response = api.get(url)
         assert response.status_code == 200, response.content
-        # Keyset paging: each page is one index range read, never an OFFSET over the session.
-        assert not any("OFFSET" in query["sql"].upper() for query in captured.captured_queries)
+        # Keyset paging: each page reads a LIMITed index range, never an OFFSET over the session.
+        reads = [q["sql"].upper() for q in captured.captured_queries if "CONVERSATIONS_MESSAGE" in q["sql"].upper()]
+        assert reads and all("LIMIT" in sql and "OFFSET" not in sql for sql in reads), reads
         body = response.json()
         seen[:0] = [m["seq"] for m in body["messages"]]
         pages += 1

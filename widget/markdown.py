@@ -39,7 +39,7 @@ SAFE_URL = re.compile(r"^(https?:|mailto:)", re.IGNORECASE)
 
 
 def render_markdown(text: str) -> SafeString:
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = re.sub(r"\r\n?", "\n", text).split("\n")
     html: list[str] = []
     i = 0
     while i < len(lines):

@@ -8,8 +8,8 @@ import re
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.shortcuts import render
-from django.templatetags.static import static
-from django.views.decorators.http import require_GET
+from django.templatetags.static import PrefixNode
+from django.views.decorators.http import require_safe
 
 from conversations.models import Role, Session
 from widget.headers import page_headers
@@ -19,7 +19,7 @@ from widget.markdown import render_markdown
 SESSION_ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-@require_GET
+@require_safe
 @page_headers(framable=True)
 def chat_page(request):
     """The conversation UI on a page of its own; ``?session=<id>`` continues one.
@@ -36,6 +36,7 @@ def chat_page(request):
     context = {
         "title": settings.CHATBOT_PAGE_TITLE,
         "greeting": settings.CHATBOT_GREETING,
+        "greeting_html": render_markdown(settings.CHATBOT_GREETING),
         "session": session,
         "continued_from_widget": session is not None and session.source == "widget",
         "missing_session": requested if requested and session is None and SESSION_ID_SHAPE.match(requested) else "",
@@ -53,24 +54,33 @@ def shown(message) -> dict:
     return {"seq": message.seq, "role": message.role, "content": message.content, "html": html}
 
 
-def embed_tag(request) -> str:
-    """The one tag a site pastes to get the widget, pointing at this server."""
+def snippet_urls(request) -> dict:
+    """The API base and the snippets' URLs, as customers paste them.
+
+    Not ``{% static %}``: in production that names the hashed copy (widget.3f9a….js),
+    which the next deploy replaces, and a customer's page must keep working for years.
+    """
     api_base = request.build_absolute_uri("/").rstrip("/")
-    return f'<script src="{api_base}{static("widget/widget.js")}" data-api-base="{api_base}" defer></script>'
+    static_root = api_base + PrefixNode.handle_simple("STATIC_URL")
+    return {
+        "api_base": api_base,
+        "widget_src": static_root + "widget/widget.js",
+        "frame_src": static_root + "widget/frame.js",
+    }
 
 
-@require_GET
+@require_safe
 @page_headers()
 def demo(request):
     """A sample customer site with the widget embedded by its one tag."""
-    api_base = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "widget/demo.html", {"api_base": api_base, "embed_tag": embed_tag(request)})
+    urls = snippet_urls(request)
+    tag = f'<script src="{urls["widget_src"]}" data-api-base="{urls["api_base"]}" defer></script>'
+    return render(request, "widget/demo.html", {**urls, "embed_tag": tag})
 
 
-@require_GET
+@require_safe
 @page_headers(frame_src="'self'")
 def demo_full_page(request):
     """The sample site's own full chat page: /chat framed by the full-page snippet, the
     way a customer's ``/chatbot`` page does it."""
-    api_base = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "widget/demo_full_page.html", {"api_base": api_base})
+    return render(request, "widget/demo_full_page.html", snippet_urls(request))

@@ -1,0 +1,464 @@
+/*
+ * The conversation UI that the widget and the full page /chat share: the message list,
+ * the composer, sending with streaming, retries, history and the markdown subset.
+ *
+ * One file, loaded by both: /chat with a plain <script>, the widget by adding a
+ * <script> for it from its own folder, so the one-tag embed keeps working without a
+ * build step. It defines window.Chatbot.Conversation (and a few helpers beside it).
+ *
+ * Message text reaches the DOM only as text nodes: the markdown renderer builds
+ * elements one by one and never parses HTML.
+ */
+(() => {
+  "use strict";
+  const NS = (window.Chatbot = window.Chatbot || {});
+  if (NS.Conversation) return;
+
+  // --- The markdown subset: the same specification as widget/markdown.py ---------
+  const FENCE = /^\s*```/;
+  const LIST_ITEM = /^\s*([-*+]|[0-9]{1,9}[.)])\s+(.*)$/;
+  const HEADING = /^#{1,6}\s+(.*)$/;
+  const INLINE =
+    /`([^`]+)`|\*\*(.+?)\*\*|__(.+?)__|\*(?!\s)(.+?)\*|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>"'()]*[^\s<>"'().,;:!?])/g;
+  const SAFE_URL = /^(https?:|mailto:)/i;
+
+  const h = (tag, props, children = []) => {
+    const node = Object.assign(document.createElement(tag), props);
+    node.append(...children);
+    return node;
+  };
+  const isNumber = (marker) => /[0-9]/.test(marker[0]);
+  const isParagraphLine = (line) => !!line.trim() && ![FENCE, LIST_ITEM, HEADING].some((re) => re.test(line));
+  const link = (url) => h("a", { href: url, target: "_blank", rel: "noopener noreferrer" });
+
+  function inline(text, parent, links) {
+    const pattern = new RegExp(INLINE.source, "g");
+    let position = 0;
+    let m;
+    while ((m = pattern.exec(text))) {
+      if (m.index > position) parent.append(text.slice(position, m.index));
+      position = pattern.lastIndex;
+      if (m[1] != null) parent.append(h("code", {}, [m[1]]));
+      else if (m[2] != null || m[3] != null) inline(m[2] ?? m[3], parent.appendChild(h("strong")), links);
+      else if (m[4] != null) inline(m[4], parent.appendChild(h("em")), links);
+      else if (m[5] != null && links && SAFE_URL.test(m[6])) inline(m[5], parent.appendChild(link(m[6])), false);
+      else if (m[7] != null && links) parent.appendChild(link(m[7])).append(m[7]);
+      else parent.append(m[0]);
+    }
+    if (position < text.length) parent.append(text.slice(position));
+  }
+
+  function renderMarkdown(text) {
+    const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
+    const out = document.createDocumentFragment();
+    let i = 0;
+    let m;
+    while (i < lines.length) {
+      const line = lines[i];
+      if (FENCE.test(line)) {
+        const code = [];
+        i++;
+        while (i < lines.length && !FENCE.test(lines[i])) code.push(lines[i++]);
+        i++; // the closing fence, if there is one
+        out.append(h("pre", {}, [h("code", {}, [code.join("\n")])]));
+      } else if (!line.trim()) {
+        i++;
+      } else if ((m = LIST_ITEM.exec(line))) {
+        const ordered = isNumber(m[1]);
+        const list = h(ordered ? "ol" : "ul");
+        while (i < lines.length && (m = LIST_ITEM.exec(lines[i])) && isNumber(m[1]) === ordered) {
+          inline(m[2], list.appendChild(h("li")), true);
+          i++;
+        }
+        out.append(list);
+      } else if ((m = HEADING.exec(line))) {
+        inline(m[1], out.appendChild(h("p")).appendChild(h("strong")), true);
+        i++;
+      } else {
+        const paragraph = out.appendChild(h("p"));
+        while (i < lines.length && isParagraphLine(lines[i])) {
+          if (paragraph.firstChild) paragraph.append(h("br"));
+          inline(lines[i++], paragraph, true);
+        }
+      }
+    }
+    return out;
+  }
+
+  // --- Messages as the list shows them (the same markup /chat renders) ------------
+  const SPEAKER = { user: "You:", assistant: "Assistant:" };
+
+  function messageNode(role, content, extraClass = "") {
+    const bubble = h("div", { className: "cb-bubble" });
+    if (role === "assistant") bubble.append(renderMarkdown(content));
+    else bubble.textContent = content;
+    return h("li", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
+      h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
+      bubble,
+    ]);
+  }
+
+  const typingNode = () =>
+    h("li", { className: "cb-msg cb-msg-assistant cb-typing" }, [
+      h("span", { className: "cb-sr" }, ["Assistant is typing"]),
+      h("div", { className: "cb-bubble", ariaHidden: "true" }, [h("i"), h("i"), h("i")]),
+    ]);
+
+  // --- Where the session id is kept ------------------------------------------------
+  // localStorage when the page may use it; otherwise (privacy modes, blocked or
+  // partitioned storage) memory, so the conversation still works for this visit.
+  function sessionStore(key) {
+    let memory = null;
+    let storage = null;
+    try {
+      storage = window.localStorage;
+      storage.setItem(key + ":probe", "1");
+      storage.removeItem(key + ":probe");
+    } catch {
+      storage = null;
+    }
+    return {
+      get() {
+        try {
+          return storage?.getItem(key) || memory;
+        } catch {
+          return memory;
+        }
+      },
+      set(id) {
+        memory = id;
+        try {
+          if (id) storage?.setItem(key, id);
+          else storage?.removeItem(key);
+        } catch {
+          /* memory holds it */
+        }
+      },
+    };
+  }
+
+  // --- Talking to the API ----------------------------------------------------------
+  // crypto.randomUUID needs a secure context; getRandomValues works on any page.
+  const newClientMessageId = () =>
+    "c-" + Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => (b | 256).toString(16).slice(1)).join("");
+
+  const failure = (status, error = {}, sessionId = null, retryAfter = null) => ({
+    failed: true,
+    status,
+    code: error.code || `http_${status}`,
+    message: error.message || "",
+    retryable: !!error.retryable || status === 0 || status === 429 || status >= 500,
+    sessionId,
+    retryAfter,
+  });
+
+  async function failureFrom(response) {
+    const body = await response.json().catch(() => null); // not JSON: a proxy's error page
+    return failure(response.status, body?.error, body?.session_id, response.headers.get("Retry-After"));
+  }
+
+  // Server-Sent Events from a fetch body (EventSource cannot POST).
+  async function readEvents(response, onEvent) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          let event = "message";
+          let data = "";
+          for (const line of buffer.slice(0, end).split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trim();
+          }
+          buffer = buffer.slice(end + 2);
+          if (data) onEvent(event, JSON.parse(data));
+        }
+      }
+    } catch (error) {
+      reader.cancel().catch(() => {});
+      throw error;
+    }
+  }
+
+  function describe(problem) {
+    if (problem.status === 0) return "We couldn't reach the assistant. Check your connection and try again.";
+    if (problem.status === 429) {
+      const wait = parseInt(problem.retryAfter, 10);
+      if (wait > 0) return `You're sending messages too quickly. Try again in ${wait} seconds.`;
+      return problem.message || "You're sending messages too quickly. Try again in a moment.";
+    }
+    if (problem.status >= 500) return "The assistant couldn't answer just now. Try again.";
+    return problem.message || "Your message couldn't be sent.";
+  }
+
+  // --- The conversation ------------------------------------------------------------
+  /*
+   * root holds .cb-scroll, .cb-earlier, .cb-list, .cb-form, .cb-input and .cb-send.
+   * options: apiBase ("" for same origin), channel ("widget" or "page"), sessionId,
+   * nextBefore (the seq to page back from, for a transcript already on screen),
+   * greeting, onSession(id or null), emit(type, detail).
+   */
+  class Conversation {
+    constructor(root, options) {
+      const $ = (selector) => root.querySelector(selector);
+      this.options = options;
+      this.sessionId = options.sessionId || null;
+      this.nextBefore = options.nextBefore || null;
+      this.busy = false;
+      this.epoch = 0; // bumped by reset() and restore(): answers for a conversation left behind are dropped
+      this.scroller = $(".cb-scroll");
+      this.earlier = $(".cb-earlier");
+      this.list = $(".cb-list");
+      this.input = $(".cb-input");
+      this.sendButton = $(".cb-send");
+      $(".cb-form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        this.send(this.input.value);
+        this.input.focus();
+      });
+      this.input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          this.send(this.input.value);
+        }
+      });
+      this.input.addEventListener("input", () => this.autosize());
+      this.earlier.addEventListener("click", () => this.loadEarlier());
+      this.earlier.hidden = !this.nextBefore;
+      this.scrollToEnd(true);
+    }
+
+    setSession(id) {
+      if (id === this.sessionId) return;
+      this.sessionId = id;
+      this.options.onSession?.(id);
+    }
+
+    setBusy(busy) {
+      this.busy = busy;
+      if (busy) this.sendButton.setAttribute("aria-disabled", "true");
+      else this.sendButton.removeAttribute("aria-disabled");
+    }
+
+    autosize() {
+      this.input.style.height = "auto";
+      this.input.style.height = Math.min(this.input.scrollHeight, 160) + "px";
+    }
+
+    scrollToEnd(force) {
+      const s = this.scroller;
+      if (force || s.scrollHeight - s.scrollTop - s.clientHeight < 120) s.scrollTop = s.scrollHeight;
+    }
+
+    greet() {
+      if (this.options.greeting) this.list.append(messageNode("assistant", this.options.greeting, "cb-greeting"));
+    }
+
+    // Whole pages of history are not read out message by message by screen readers.
+    quietly(change) {
+      this.list.setAttribute("aria-live", "off");
+      change();
+      setTimeout(() => this.list.setAttribute("aria-live", "polite"));
+    }
+
+    reset() {
+      this.epoch++;
+      this.setBusy(false);
+      this.nextBefore = null;
+      this.earlier.hidden = true;
+      this.quietly(() => {
+        this.list.replaceChildren();
+        this.greet();
+      });
+      this.setSession(null);
+    }
+
+    async fetchPage(before) {
+      const path = `/api/session/${encodeURIComponent(this.sessionId)}/messages` + (before ? `?before=${before}` : "");
+      let response;
+      try {
+        response = await fetch(this.options.apiBase + path, {
+          credentials: "omit",
+          referrerPolicy: "no-referrer",
+          headers: { Accept: "application/json" },
+        });
+      } catch {
+        throw failure(0);
+      }
+      if (!response.ok) throw await failureFrom(response);
+      return response.json();
+    }
+
+    showPage(page, prepend) {
+      const nodes = page.messages
+        .filter((m) => m.role === "user" || m.role === "assistant")
+        .map((m) => messageNode(m.role, m.content));
+      this.quietly(() => (prepend ? this.list.prepend(...nodes) : this.list.replaceChildren(...nodes)));
+      this.nextBefore = page.has_more ? page.next_before : null;
+      this.earlier.hidden = !this.nextBefore;
+    }
+
+    // Show a session's latest messages. If the server no longer has it, start afresh
+    // without a word: to the visitor it is simply a new conversation.
+    async restore(id) {
+      const epoch = ++this.epoch;
+      this.sessionId = id;
+      this.setBusy(true); // nothing is sent until the history is on screen
+      try {
+        const page = await this.fetchPage(null);
+        if (epoch !== this.epoch) return;
+        this.showPage(page, false);
+        if (!page.messages.length) this.greet();
+        this.scrollToEnd(true);
+      } catch (problem) {
+        if (epoch !== this.epoch) return;
+        if (problem.status === 404) return this.reset();
+        this.showError(describe(problem), () => this.restore(id));
+      }
+      if (epoch === this.epoch) this.setBusy(false);
+    }
+
+    async loadEarlier() {
+      const s = this.scroller;
+      const fromBottom = s.scrollHeight - s.scrollTop;
+      this.earlier.disabled = true;
+      try {
+        this.showPage(await this.fetchPage(this.nextBefore), true);
+        s.scrollTop = s.scrollHeight - fromBottom; // keep the visitor's place
+      } catch (problem) {
+        this.showError(describe(problem), () => this.loadEarlier());
+      }
+      this.earlier.disabled = false;
+      if (this.earlier.hidden) this.input.focus();
+    }
+
+    send(text) {
+      if (this.busy || !text.trim()) return false;
+      this.input.value = "";
+      this.autosize();
+      const turn = { text, id: newClientMessageId(), node: messageNode("user", text) };
+      this.list.append(turn.node);
+      this.scrollToEnd(true);
+      this.options.emit?.("message-sent", { sessionId: this.sessionId, text, clientMessageId: turn.id });
+      this.attempt(turn);
+      return true;
+    }
+
+    // One try at a turn. A retry calls this again with the same turn, so with the same
+    // client_message_id: if an earlier try reached the server, it answers from what it
+    // stored instead of asking the model again.
+    async attempt(turn) {
+      const epoch = this.epoch;
+      const typing = typingNode();
+      let reply = null;
+      let text = "";
+      let frame = 0;
+      let done = null;
+      const paint = () => {
+        frame = 0;
+        reply.lastChild.replaceChildren(renderMarkdown(text));
+        this.scrollToEnd();
+      };
+      const onEvent = (event, data) => {
+        if (epoch !== this.epoch) throw failure(0, { code: "abandoned" });
+        if (event === "session") this.setSession(data.session_id);
+        else if (event === "delta") {
+          if (!reply) {
+            typing.remove();
+            reply = this.list.appendChild(messageNode("assistant", ""));
+            reply.ariaBusy = "true"; // read out once, when complete
+          }
+          text += data.text;
+          frame ||= requestAnimationFrame(paint);
+        } else if (event === "done") done = data;
+        else if (event === "error") throw failure(502, data.error, data.session_id);
+      };
+      this.setBusy(true);
+      this.clearError();
+      this.list.append(typing);
+      this.scrollToEnd(true);
+      try {
+        const response = await fetch(this.options.apiBase + "/api/chat", {
+          method: "POST",
+          credentials: "omit",
+          referrerPolicy: "no-referrer",
+          headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+          body: JSON.stringify({
+            query: turn.text,
+            session_id: this.sessionId,
+            client_message_id: turn.id,
+            stream: true,
+            channel: this.options.channel,
+          }),
+        }).catch(() => {
+          throw failure(0);
+        });
+        if (!response.ok || !/event-stream/.test(response.headers.get("Content-Type"))) {
+          throw await failureFrom(response);
+        }
+        await readEvents(response, onEvent).catch((problem) => {
+          throw problem?.failed ? problem : failure(0); // the connection dropped mid-answer
+        });
+        if (!done) throw failure(0);
+        cancelAnimationFrame(frame);
+        typing.remove();
+        const final = messageNode("assistant", done.answer);
+        if (reply) reply.replaceWith(final);
+        else this.list.append(final);
+        this.setSession(done.session_id);
+        this.scrollToEnd();
+        this.options.emit?.("message-received", { sessionId: done.session_id, message: done.messages.assistant });
+      } catch (problem) {
+        cancelAnimationFrame(frame);
+        typing.remove();
+        reply?.remove();
+        if (epoch === this.epoch) return this.failed(turn, problem);
+      }
+      if (epoch === this.epoch) this.setBusy(false);
+    }
+
+    failed(turn, problem) {
+      if (problem.sessionId) this.setSession(problem.sessionId);
+      if (problem.code === "session_not_found" && !turn.fresh) {
+        // The session expired while the page was open: carry on in a new one.
+        turn.fresh = true;
+        this.setSession(null);
+        return this.attempt(turn);
+      }
+      this.setBusy(false);
+      if (problem.retryable) return this.showError(describe(problem), () => this.attempt(turn), turn.node);
+      // The server will never take this message as it is: give the text back to edit.
+      turn.node.remove();
+      if (!this.input.value) this.input.value = turn.text;
+      this.autosize();
+      this.showError(describe(problem));
+    }
+
+    clearError() {
+      this.list.querySelector(".cb-error")?.remove();
+    }
+
+    showError(message, retry, after) {
+      this.clearError();
+      const row = h("li", { className: "cb-error" }, [h("p", { role: "alert" }, [message])]);
+      if (retry) {
+        const button = row.appendChild(h("button", { type: "button", className: "cb-retry" }, ["Retry"]));
+        button.onclick = () => {
+          row.remove();
+          this.input.focus();
+          retry();
+        };
+      }
+      if (after?.isConnected) after.after(row);
+      else this.list.append(row);
+      this.scrollToEnd(true);
+    }
+  }
+
+  Object.assign(NS, { Conversation, renderMarkdown, sessionStore, h });
+})();

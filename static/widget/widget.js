@@ -1,0 +1,181 @@
+/*
+ * The chat widget: one tag on any site.
+ *
+ *   <script src="https://HOST/static/widget/widget.js" data-api-base="https://HOST" defer></script>
+ *
+ * Options (data- attributes): data-title, data-greeting, data-accent (a CSS colour),
+ * data-position ("right" or "left"), data-open ("true": open on load),
+ * data-full-page-url (default: {api base}/chat).
+ * API: Chatbot.open(), .close(), .toggle(), .newConversation(), and
+ * Chatbot.on(type, listener) -> unsubscribe, for "ready", "open", "close",
+ * "message-sent" and "message-received"; the same events are dispatched on window as
+ * "chatbot:<type>" CustomEvents, so a page can listen before the widget has loaded.
+ *
+ * Everything renders in a shadow root: the host page's CSS cannot reach in and ours
+ * cannot leak out. The conversation (conversation.js, shared with /chat) and the
+ * styles load from this file's folder; nothing is requested from anywhere else.
+ */
+(() => {
+  "use strict";
+  const script = document.currentScript;
+  const NS = (window.Chatbot = window.Chatbot || {});
+  if (!script || NS.open) return; // the tag was pasted twice
+
+  const data = script.dataset;
+  const assets = new URL(".", script.src).href;
+  const apiBase = (data.apiBase || new URL(script.src).origin).replace(/\/+$/, "");
+  const title = data.title || "Chat with us";
+  const fullPageUrl = data.fullPageUrl || apiBase + "/chat";
+
+  // Calls made before the widget is built wait for it.
+  let ui = null;
+  const waiting = [];
+  const whenReady = (call) => () => (ui ? call() : waiting.push(call));
+  const emit = (type, detail = {}) => window.dispatchEvent(new CustomEvent("chatbot:" + type, { detail }));
+  Object.assign(NS, {
+    open: whenReady(() => ui.open(true)),
+    close: whenReady(() => ui.close(false)),
+    toggle: whenReady(() => (ui.isOpen() ? ui.close(false) : ui.open(true))),
+    newConversation: whenReady(() => ui.conversation.reset()),
+    on(type, listener) {
+      const handler = (event) => listener(event.detail);
+      window.addEventListener("chatbot:" + type, handler);
+      return () => window.removeEventListener("chatbot:" + type, handler);
+    },
+  });
+
+  const load = (parent, tag, attributes) =>
+    new Promise((resolve) => {
+      const node = Object.assign(document.createElement(tag), attributes);
+      node.onload = node.onerror = resolve;
+      parent.append(node);
+    });
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function icon(path) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.append(document.createElementNS(SVG, "path"));
+    svg.firstChild.setAttribute("d", path);
+    return svg;
+  }
+  const CHAT = "M5 4h14a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-8l-5 4v-4H5a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  const CLOSE = "M6 6l12 12M18 6L6 18";
+
+  function build(root) {
+    const h = NS.h;
+    const labelled = (node, label) => (node.setAttribute("aria-label", label), node);
+    const iconButton = (className, label, path) =>
+      labelled(h("button", { type: "button", className: "cb-icon " + className, title: label }, [icon(path)]), label);
+    const newButton = iconButton("cb-new", "New conversation", "M12 5v14M5 12h14");
+    const fullButton = iconButton(
+      "cb-full",
+      "Open full page",
+      "M14 4h6v6M20 4l-9 9M18 14v4a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h4",
+    );
+    const closeButton = iconButton("cb-close", "Close chat", CLOSE);
+    const input = labelled(h("textarea", { className: "cb-input", rows: 1, placeholder: "Type your message…" }), "Message");
+    const send = labelled(h("button", { type: "submit", className: "cb-send", title: "Send" }, [icon("M12 19V5M6 11l6-6 6 6")]), "Send");
+    const list = labelled(h("ol", { className: "cb-list" }), "Messages");
+    list.setAttribute("role", "log");
+    list.setAttribute("aria-live", "polite");
+    const panel = labelled(
+      h("section", { className: "cb-panel", id: "cb-panel", hidden: true }, [
+        h("header", { className: "cb-head" }, [
+          h("span", { className: "cb-avatar" }, [icon(CHAT)]),
+          h("h2", { className: "cb-title" }, [title]),
+          newButton,
+          fullButton,
+          closeButton,
+        ]),
+        h("div", { className: "cb-scroll" }, [
+          h("button", { type: "button", className: "cb-earlier", hidden: true }, ["Load earlier messages"]),
+          list,
+        ]),
+        h("form", { className: "cb-form" }, [input, send]),
+      ]),
+      title,
+    );
+    panel.setAttribute("role", "dialog");
+    const launcher = labelled(h("button", { type: "button", className: "cb-launcher" }, [icon(CHAT), icon(CLOSE)]), "Open chat");
+    launcher.setAttribute("aria-controls", "cb-panel");
+    launcher.setAttribute("aria-expanded", "false");
+    const frame = h("div", { className: "cb-root cb-" + (data.position === "left" ? "left" : "right") }, [panel, launcher]);
+    root.append(frame);
+
+    const store = NS.sessionStore("chatbot:session:" + apiBase);
+    const conversation = new NS.Conversation(panel, {
+      apiBase,
+      channel: "widget",
+      greeting: data.greeting || "Hi! How can I help you today?",
+      onSession: store.set,
+      emit,
+    });
+    let restored = false;
+    const isOpen = () => !panel.hidden;
+
+    function open(focus) {
+      if (!restored) {
+        // The history is fetched when the visitor first looks, not on every page view.
+        restored = true;
+        const id = store.get();
+        if (id) conversation.restore(id);
+        else conversation.greet();
+      }
+      if (isOpen()) return;
+      panel.hidden = false;
+      frame.classList.add("cb-open");
+      launcher.setAttribute("aria-expanded", "true");
+      conversation.scrollToEnd(true);
+      if (focus) input.focus();
+      emit("open");
+    }
+
+    function close(focusLauncher) {
+      if (!isOpen()) return;
+      panel.hidden = true;
+      frame.classList.remove("cb-open");
+      launcher.setAttribute("aria-expanded", "false");
+      if (focusLauncher) launcher.focus();
+      emit("close");
+    }
+
+    launcher.onclick = () => (isOpen() ? close(true) : open(true));
+    closeButton.onclick = () => close(true);
+    panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close(true);
+    });
+    newButton.onclick = () => {
+      conversation.reset();
+      input.focus();
+    };
+    fullButton.onclick = () => {
+      const url = new URL(fullPageUrl, location.href);
+      if (conversation.sessionId) url.searchParams.set("session", conversation.sessionId);
+      window.open(url.href, "_blank", "noopener,noreferrer");
+    };
+    return { open, close, isOpen, conversation };
+  }
+
+  async function start() {
+    const host = document.createElement("chatbot-widget");
+    const root = host.attachShadow({ mode: "open" });
+    if (data.accent && CSS.supports("color", data.accent)) host.style.setProperty("--cb-accent", data.accent);
+    host.hidden = true; // until the styles are in: the page never shows the widget unstyled
+    document.body.append(host);
+    await Promise.all([
+      load(root, "link", { rel: "stylesheet", href: assets + "conversation.css" }),
+      load(root, "link", { rel: "stylesheet", href: assets + "widget.css" }),
+      NS.Conversation || load(document.head, "script", { src: assets + "conversation.js" }),
+    ]);
+    if (!NS.Conversation) return console.error("Chatbot: could not load " + assets + "conversation.js");
+    ui = build(root);
+    host.hidden = false;
+    waiting.splice(0).forEach((call) => call());
+    emit("ready");
+    if (data.open === "true") ui.open(false);
+  }
+
+  start();
+})();

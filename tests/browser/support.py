@@ -1,0 +1,143 @@
+"""Helpers for the browser tests: customer sites on other origins, database calls from
+a test that drives a browser, and where screenshots go."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from django.db import connections
+from playwright.sync_api import expect
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+# A stylesheet that would wreck a widget living in the page's own DOM: it reaches every
+# element of the page, and the widget's host element, with !important.
+HOSTILE_CSS = """
+* { font: italic 30px/3 "Comic Sans MS", cursive !important; color: #f00 !important;
+    letter-spacing: 3px !important; text-transform: uppercase !important; }
+button, textarea, ol, li, section, div, form { all: unset !important; background: #ff0 !important; }
+"""
+
+
+def in_db_thread(call):
+    """Run ``call`` (ORM code) in another thread and return its result.
+
+    Playwright's sync API keeps an event loop running on the test's thread, and Django
+    refuses database calls from a thread with a running loop; in a thread of their own
+    they run as they would in a view.
+    """
+
+    def run():
+        try:
+            return call()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+class CustomerSite:
+    """A customer's website on its own origin (127.0.0.1, a port of its own), serving
+    whatever pages a test gives it."""
+
+    def __init__(self):
+        self.pages: dict[str, str] = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = site.pages.get(self.path.split("?")[0])
+                payload = (body or "not found").encode()
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def serve(self, path: str, body: str) -> str:
+        self.pages[path] = body
+        return self.origin + path
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def widget_tag(api_base: str, **data: str) -> str:
+    """The one tag, as a customer pastes it, with any data- options."""
+    options = "".join(f' data-{name.replace("_", "-")}="{html.escape(value)}"' for name, value in data.items())
+    return f'<script src="{api_base}/static/widget/widget.js" data-api-base="{api_base}"{options} defer></script>'
+
+
+def customer_page(body: str, *, title: str = "Customer site", css: str = HOSTILE_CSS) -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<link rel='icon' href='data:,'><style>{css}</style></head>"
+        f"<body><h1>{title}</h1><p><a href='#top'>A link on the customer's page</a></p>{body}</body></html>"
+    )
+
+
+def save_screenshot(page, name: str, *, publish: bool = False, **options) -> Path:
+    """Write a screenshot to test-artifacts/; with CHATBOT_UPDATE_SCREENSHOTS=1, the
+    ``publish``ed ones also to docs/screenshots/, the copies the README shows."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), **options)
+    if publish and os.environ.get("CHATBOT_UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_SCREENSHOTS / path.name)
+    return path
+
+
+class ChatUI:
+    """The conversation UI on a page: the widget (its locators reach into the shadow
+    root) or /chat, which share their markup."""
+
+    REPLY = ".cb-list > .cb-msg-assistant:not(.cb-greeting):not(.cb-typing):not([aria-busy])"
+
+    def __init__(self, page):
+        self.page = page
+        self.launcher = page.get_by_role("button", name="Open chat", exact=True)
+        self.textbox = page.get_by_role("textbox", name="Message", exact=True)
+        self.send_button = page.get_by_role("button", name="Send", exact=True)
+        self.replies = page.locator(self.REPLY)
+
+    def button(self, name: str):
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def send(self, text: str, *, replies_after: int | None = None) -> None:
+        self.textbox.fill(text)
+        self.textbox.press("Enter")
+        if replies_after is not None:
+            self.wait_for_replies(replies_after)
+
+    def wait_for_replies(self, count: int) -> None:
+        expect(self.replies).to_have_count(count)
+
+    def transcript(self) -> list[tuple[str, str]]:
+        """(role, text) of every message shown, greeting and typing indicator aside."""
+        messages = self.page.locator(".cb-list > .cb-msg:not(.cb-greeting):not(.cb-typing)")
+        return [
+            tuple(pair)
+            for pair in messages.evaluate_all(
+                "nodes => nodes.map(n => [n.classList.contains('cb-msg-user') ? 'user' : 'assistant',"
+                " n.querySelector('.cb-bubble').textContent])"
+            )
+        ]

@@ -1,0 +1,256 @@
+"""The admin: staff find sessions and read their transcripts; messages stay as they were said."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from conversations.models import Message, MessageDraft, Role, Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(django_user_model):
+    """A staff member who may look at chat sessions, and do nothing else in the admin."""
+    user = django_user_model.objects.create_user("support", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_session", content_type__app_label="conversations"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def conversation(member):
+    session = Session.objects.create(owner=member, source="widget")
+    for role, text in [
+        (Role.USER, "Do you ship to Norway?"),
+        (Role.ASSISTANT, "Yes, within five working days."),
+        (Role.USER, "What does shipping cost?"),
+    ]:
+        session.add_message(MessageDraft(role=role, content=text))
+    session.refresh_from_db()
+    return session
+
+
+def listed_ids(response) -> set[str]:
+    return {session.public_id for session in response.context["cl"].result_list}
+
+
+# --- The sessions list -----------------------------------------------------------------
+
+
+def test_staff_see_the_sessions_list_with_its_columns(staff_client, conversation):
+    response = staff_client.get("/admin/conversations/session/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    headers = [
+        re.sub(r"<[^>]+>", "", h).strip().lower() for h in re.findall(r"<th[^>]*scope=\"col\".*?</th>", html, re.S)
+    ]
+    for column in ["public id", "title", "source", "messages", "last activity", "owner"]:
+        assert any(header.startswith(column) for header in headers), (column, headers)
+    assert conversation.public_id in html
+    assert "Do you ship to Norway?" in html  # the title
+    assert "member" in html  # the owner
+
+
+def test_the_list_shows_how_many_messages_each_session_has(staff_client, conversation):
+    response = staff_client.get("/admin/conversations/session/")
+
+    row = next(r for r in re.findall(r"<tr.*?</tr>", response.content.decode(), re.S) if conversation.public_id in r)
+    assert re.search(r'class="field-message_count[^"]*">3<', row), row
+
+
+def test_the_list_costs_the_same_few_queries_however_many_sessions_it_shows(
+    staff_client, django_user_model, django_assert_max_num_queries
+):
+    for number in range(30):
+        owner = django_user_model.objects.create_user(f"visitor{number}")
+        Session.objects.create(owner=owner).add_message(MessageDraft(role=Role.USER, content=f"question {number}"))
+
+    with django_assert_max_num_queries(15):
+        response = staff_client.get("/admin/conversations/session/")
+
+    assert len(response.context["cl"].result_list) == 30
+
+
+def test_search_finds_a_session_by_a_word_from_any_of_its_messages(staff_client, conversation):
+    other = Session.objects.create()
+    other.add_message(MessageDraft(role=Role.USER, content="Where is my invoice?"))
+
+    response = staff_client.get("/admin/conversations/session/", {"q": "five working"})
+
+    assert listed_ids(response) == {conversation.public_id}
+
+
+def test_search_finds_a_session_by_its_id(staff_client, conversation):
+    Session.objects.create()
+
+    response = staff_client.get("/admin/conversations/session/", {"q": conversation.public_id})
+
+    assert listed_ids(response) == {conversation.public_id}
+
+
+def test_search_lists_each_session_once_however_many_messages_match(staff_client, conversation):
+    response = staff_client.get("/admin/conversations/session/", {"q": "ship"})
+
+    assert [s.public_id for s in response.context["cl"].result_list] == [conversation.public_id]
+
+
+def test_the_list_filters_by_source(staff_client, conversation):
+    Session.objects.create(source="page")
+
+    response = staff_client.get("/admin/conversations/session/", {"source__exact": "widget"})
+
+    assert listed_ids(response) == {conversation.public_id}
+
+
+def test_the_list_filters_by_owner(staff_client, conversation, django_user_model):
+    Session.objects.create(owner=django_user_model.objects.create_user("someone"))
+    Session.objects.create()
+
+    response = staff_client.get("/admin/conversations/session/", {"owner__id__exact": conversation.owner_id})
+
+    assert listed_ids(response) == {conversation.public_id}
+
+
+def test_the_list_filters_by_date(staff_client, conversation):
+    old = timezone.now() - timedelta(days=400)
+    Session.objects.create(created_at=old, last_activity_at=old)
+    midnight = conversation.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    # The "Today" link of the date filter, as the admin writes it.
+    by_creation = staff_client.get("/admin/conversations/session/", {"created_at__gte": str(midnight)})
+    by_activity = staff_client.get("/admin/conversations/session/", {"last_activity_at__year": midnight.year})
+
+    assert listed_ids(by_creation) == {conversation.public_id}
+    assert listed_ids(by_activity) == {conversation.public_id}
+
+
+# --- A session's page -----------------------------------------------------------------
+
+
+def test_the_session_page_shows_the_transcript_in_order(staff_client, conversation):
+    response = staff_client.get(f"/admin/conversations/session/{conversation.pk}/change/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    positions = [
+        html.index(text)
+        for text in ["Do you ship to Norway?</", "Yes, within five working days.", "What does shipping cost?"]
+    ]
+    assert positions == sorted(positions)
+    assert re.findall(r'data-seq="(\d+)"', html) == ["1", "2", "3"]
+    assert 'class="msg msg-user"' in html and 'class="msg msg-assistant"' in html
+
+
+def test_the_transcript_follows_seq_not_the_order_rows_were_written(staff_client):
+    session = Session.objects.create()
+    Message.objects.bulk_create(
+        Message(session=session, seq=seq, role=Role.USER, content=f"line number {seq}") for seq in [3, 1, 2]
+    )
+    Session.objects.filter(pk=session.pk).update(last_seq=3)
+
+    html = staff_client.get(f"/admin/conversations/session/{session.pk}/change/").content.decode()
+
+    assert re.findall(r"line number (\d)", html) == ["1", "2", "3"]
+
+
+def test_the_transcript_shows_a_visitors_html_as_text(staff_client):
+    session = Session.objects.create()
+    session.add_message(MessageDraft(role=Role.USER, content="<script>alert('hi')</script>"))
+
+    html = staff_client.get(f"/admin/conversations/session/{session.pk}/change/").content.decode()
+
+    assert "<script>alert(" not in html
+    assert "&lt;script&gt;alert(" in html
+
+
+def test_a_session_without_messages_says_so(staff_client):
+    session = Session.objects.create()
+
+    response = staff_client.get(f"/admin/conversations/session/{session.pk}/change/")
+
+    assert response.status_code == 200
+    assert "No messages yet." in response.content.decode()
+
+
+def test_an_expired_session_can_still_be_read_in_the_admin(staff_client):
+    session = Session.objects.create(expires_at=timezone.now() - timedelta(days=1))
+    session.add_message(MessageDraft(role=Role.USER, content="Late question"))
+    Session.objects.filter(pk=session.pk).update(expires_at=timezone.now() - timedelta(days=1))
+
+    response = staff_client.get(f"/admin/conversations/session/{session.pk}/change/")
+
+    assert response.status_code == 200
+    assert "Late question" in response.content.decode()
+
+
+# --- What the admin may not do ----------------------------------------------------------
+
+
+def test_messages_cannot_be_edited_in_the_admin(admin_client, conversation):
+    if admin.site.is_registered(Message):
+        message_admin = admin.site._registry[Message]
+        request = admin_client.get("/admin/").wsgi_request
+        assert not message_admin.has_add_permission(request)
+        assert not message_admin.has_change_permission(request)
+        assert not message_admin.has_delete_permission(request)
+    else:
+        assert admin_client.get("/admin/conversations/message/").status_code == 404
+
+
+def test_saving_a_session_in_the_admin_leaves_its_messages_alone(admin_client, conversation):
+    before = list(conversation.messages.values_list("seq", "role", "content"))
+
+    response = admin_client.post(
+        f"/admin/conversations/session/{conversation.pk}/change/",
+        {"title": "Shipping to Norway", "metadata": "{}", "content": "rewritten", "message": "rewritten"},
+    )
+
+    assert response.status_code == 302, response.content
+    conversation.refresh_from_db()
+    assert conversation.title == "Shipping to Norway"
+    assert list(conversation.messages.values_list("seq", "role", "content")) == before
+
+
+def test_sessions_are_not_created_in_the_admin(admin_client):
+    assert admin_client.get("/admin/conversations/session/add/").status_code == 403
+
+
+# --- Who may look ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/admin/conversations/session/", "/admin/conversations/session/{pk}/change/"])
+def test_signed_in_members_who_are_not_staff_are_sent_to_log_in(member, conversation, path):
+    client = Client()
+    client.force_login(member)
+
+    response = client.get(path.format(pk=conversation.pk))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    assert "Norway" not in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/admin/conversations/session/", "/admin/conversations/session/{pk}/change/"])
+def test_anonymous_visitors_are_sent_to_log_in(client, conversation, path):
+    response = client.get(path.format(pk=conversation.pk))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_without_permission_on_sessions_are_refused(django_user_model, conversation):
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("intern", is_staff=True))
+
+    assert client.get("/admin/conversations/session/").status_code == 403
+    assert client.get(f"/admin/conversations/session/{conversation.pk}/change/").status_code == 403
