@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from conversations.errors import ApiError
 from conversations.llm import ModelError, Reply, chat_model
@@ -159,13 +159,19 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
     return TurnResult(turn.session, user_message, assistant_message)
 
 
-async def take_turn(
-    *, session_id: str | None, user, query: str, channel: str, client_message_id: str | None
-) -> TurnResult:
-    """A whole turn, for async views: the model is awaited off the database thread."""
-    turn = await sync_to_async(start_turn)(
-        session_id=session_id, user=user, query=query, channel=channel, client_message_id=client_message_id
-    )
+def release_connection() -> None:
+    """Give this thread's pooled database connection back before the model is awaited.
+
+    Django returns it only when the request ends; held through a long answer, each
+    waiting visitor would take one of the pool's few connections from everyone else.
+    """
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+async def answer_turn(turn: Turn) -> TurnResult:
+    """Ask the model and store the turn, for async views: the model is awaited on
+    ``model_threads``, off the event loop and off the thread that holds the database."""
     if turn.replay:
         return turn.replay
     try:

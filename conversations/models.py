@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from conversations.ids import is_well_formed, new_public_id, shorten
@@ -128,11 +128,27 @@ class Session(models.Model):
         Moves activity and expiry forward and gives an untitled session its title.
         """
         now = timezone.now()
-        locked = Session.objects.select_for_update().only("last_seq", "title").get(pk=self.pk)
+        self.expires_at = session_expiry_from(now)
+        self.last_activity_at = now
+        # One statement takes the row lock, numbers the batch and moves the session on:
+        # the RETURNING clause (PostgreSQL, SQLite >= 3.35) saves a SELECT ... FOR UPDATE.
+        adapt = connection.ops.adapt_datetimefield_value
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE conversations_session SET last_seq = last_seq + %s, last_activity_at = %s, "
+                "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
+                "WHERE id = %s RETURNING last_seq, title",
+                [len(drafts), adapt(now), adapt(self.expires_at), title_from(drafts), self.pk],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise Session.DoesNotExist("The session was deleted.")
+        self.last_seq, self.title = row
+        first_seq = self.last_seq - len(drafts)
         messages = [
             Message(
                 session=self,
-                seq=locked.last_seq + offset,
+                seq=first_seq + offset,
                 role=draft.role,
                 content=draft.content,
                 metadata=draft.metadata,
@@ -144,16 +160,6 @@ class Session(models.Model):
             for offset, draft in enumerate(drafts, start=1)
         ]
         Message.objects.bulk_create(messages)
-        self.last_seq = locked.last_seq + len(drafts)
-        self.last_activity_at = now
-        self.expires_at = session_expiry_from(now)
-        self.title = locked.title or title_from(drafts)
-        Session.objects.filter(pk=self.pk).update(
-            last_seq=self.last_seq,
-            last_activity_at=now,
-            expires_at=self.expires_at,
-            title=self.title,
-        )
         return messages
 
 

@@ -223,3 +223,44 @@ class ChatResponseSerializer(serializers.Serializer):
 
     def get_messages(self, result) -> ChatTurnMessagesSerializer:
         return ChatTurnMessagesSerializer({"user": result.user_message, "assistant": result.assistant_message}).data
+
+
+# The hot paths (a chat turn, a page of messages) build their answers as plain dicts:
+# DRF's nested serializers rebuild their fields on every call, which cost more than the
+# turn's queries. The serializers above describe the same shapes for the OpenAPI schema,
+# and the schema-conformance fuzz test (tests/test_fuzz.py) holds the two together.
+
+
+def message_data(message: Message) -> dict:
+    return {
+        "id": message.pk,
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "metadata": message.metadata,
+        "channel": message.channel,
+        "created_at": message.created_at,
+    }
+
+
+def message_page_data(session: Session, messages: list[Message], has_more: bool) -> dict:
+    return {
+        "success": True,
+        "session_id": session.public_id,
+        "messages": [message_data(m) for m in messages],
+        "has_more": has_more,
+        "next_before": messages[0].seq if has_more else None,
+    }
+
+
+def chat_turn_data(result) -> dict:
+    """The answer to POST /api/chat, and the ``done`` event of a streamed one."""
+    return {
+        "success": True,
+        "session_id": result.session.public_id,
+        "answer": result.answer,
+        "citations": result.citations,
+        "offline": result.offline,
+        "replayed": result.replayed,
+        "messages": {"user": message_data(result.user_message), "assistant": message_data(result.assistant_message)},
+    }

@@ -16,6 +16,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 
+from rest_framework.utils.encoders import JSONEncoder  # datetimes as DRF writes them
+
 _END = object()
 
 
@@ -75,4 +77,4 @@ def run_in_thread(produce: Callable[[Callable[[str, object], None]], None], *, e
 
 
 def sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    return f"event: {event}\ndata: {json.dumps(data, cls=JSONEncoder, ensure_ascii=False)}\n\n".encode()

@@ -35,6 +35,9 @@ from conversations.serializers import (
     SessionCreateSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    chat_turn_data,
+    message_data,
+    message_page_data,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,13 +62,7 @@ def message_page(request, session: Session) -> Response:
     messages, has_more = session.messages.page_before(
         query.validated_data.get("before"), query.validated_data.get("limit", settings.CHATBOT_PAGE_SIZE)
     )
-    page = {
-        "session_id": session.public_id,
-        "messages": messages,
-        "has_more": has_more,
-        "next_before": messages[0].seq if has_more else None,
-    }
-    return Response(MessagePageSerializer(page).data)
+    return Response(message_page_data(session, messages, has_more))
 
 
 def add_message(request, session: Session) -> Response:
@@ -78,8 +75,8 @@ def add_message(request, session: Session) -> Response:
     message = session.add_message(
         MessageDraft(role=data["role"], content=data["message"], metadata=data["metadata"], channel=data["channel"])
     )
-    created = {"session_id": session.public_id, "message": message}
-    return Response(MessageCreatedSerializer(created).data, status=status.HTTP_201_CREATED)
+    created = {"success": True, "session_id": session.public_id, "message": message_data(message)}
+    return Response(created, status=status.HTTP_201_CREATED)
 
 
 def owner_of(request):
@@ -213,20 +210,25 @@ class ChatView(AsyncAPIView):
         incoming = ChatRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        session_id = data.get("session_id") or request.query_params.get("session") or None
-        await sync_to_async(ratelimits.limit_chat_turn)(request, session_id=session_id)
-        arguments = {
-            "session_id": session_id,
-            "user": request.user,
-            "query": data["query"],
-            "channel": data["channel"],
-            "client_message_id": data.get("client_message_id"),
-        }
+        turn = await sync_to_async(start_limited_turn)(
+            request,
+            session_id=data.get("session_id") or request.query_params.get("session") or None,
+            query=data["query"],
+            channel=data["channel"],
+            client_message_id=data.get("client_message_id"),
+        )
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
-            turn = await sync_to_async(chat.start_turn)(**arguments)
             return event_stream(turn, is_async=isinstance(request._request, ASGIRequest))
-        result = await chat.take_turn(**arguments)
-        return Response(ChatResponseSerializer(result).data)
+        return Response(chat_turn_data(await chat.answer_turn(turn)))
+
+
+def start_limited_turn(request, *, session_id: str | None, **turn) -> chat.Turn:
+    """The rate limits and the turn's start, in one trip to the database thread."""
+    ratelimits.limit_chat_turn(request, session_id=session_id)
+    try:
+        return chat.start_turn(session_id=session_id, user=request.user, **turn)
+    finally:
+        chat.release_connection()
 
 
 def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
@@ -245,7 +247,7 @@ def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
         if event == "delta":
             return streaming.sse("delta", {"text": payload})
         if event == "done":
-            return streaming.sse("done", ChatResponseSerializer(payload).data)
+            return streaming.sse("done", chat_turn_data(payload))
         return streaming.sse("error", payload.body())
 
     if is_async:

@@ -10,6 +10,7 @@ import pytest
 
 from conversations.models import Message, Session
 from tests.http import post_json
+from tests.servers import asgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +110,26 @@ def test_many_visitors_can_wait_on_the_model_at_once(uvicorn_url, fake_llm):
 
     with ThreadPoolExecutor(visitors) as pool:
         statuses = list(pool.map(visit, range(visitors)))
+
+    assert statuses == [200] * visitors
+    assert fake_llm.max_in_flight == visitors
+
+
+def test_visitors_waiting_on_the_model_hold_no_database_connection(on_postgres, transactional_db, fake_llm):
+    """Eight slow answers at once through one process whose pool has two connections."""
+    fake_llm.reset(delay=0.8)
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MAX_RETRIES": "0"}
+    env |= {"DATABASE_POOL_MIN_SIZE": "1", "DATABASE_POOL_MAX_SIZE": "2", "DATABASE_POOL_TIMEOUT": "0.5"}
+    visitors = 8
+    go = threading.Barrier(visitors)
+    with asgi_server(env) as server:
+
+        def visit(number):
+            go.wait()
+            return post_json(server, "/api/chat", {"query": f"visitor {number}"})[0]
+
+        with ThreadPoolExecutor(visitors) as pool:
+            statuses = list(pool.map(visit, range(visitors)))
 
     assert statuses == [200] * visitors
     assert fake_llm.max_in_flight == visitors

@@ -1,0 +1,194 @@
+"""The Markdown table of a benchmark run, with each target checked."""
+
+from __future__ import annotations
+
+WIDGET_BUDGET_BYTES = 12_000
+
+
+def _at(mapping: dict, size: int) -> dict:
+    """Sizes are ints in a live run and strings once read back from JSON."""
+    return mapping[size] if size in mapping else mapping[str(size)]
+
+
+def _n(value: float, digits: int = 1) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _range(stat: dict, unit: str = "", digits: int = 1) -> str:
+    if stat["min"] == stat["max"]:
+        return f"{_n(stat['median'], digits)}{unit}"
+    return f"{_n(stat['median'], digits)}{unit} [{_n(stat['min'], digits)} – {_n(stat['max'], digits)}]"
+
+
+def _pct(stat: dict) -> str:
+    return f"{stat['median']:.0%} [{stat['min']:.0%} – {stat['max']:.0%}]"
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.2g}×" if ratio < 10 else f"{ratio:,.0f}×"
+
+
+def _mark(ok: bool | None) -> str:
+    return "—" if ok is None else ("✅ met" if ok else "❌ missed")
+
+
+def targets(results: dict) -> dict[str, bool | None]:
+    turns, history, alts = results["turns"], results["history"], results["alternatives"]
+    big = 10_000
+    ours_turn = _at(history, big)["turn"]["p50_ms"]["median"]
+    ours_page = _at(history, big)["page"]["p50_ms"]["median"]
+    lc = _at(alts, big)
+    widget = results["widget"]
+    browser = widget.get("browser")
+    writers = results["writers"]
+    return {
+        "share": turns["turn_share_of_ceiling"]["median"] >= 0.20,
+        "latency": turns["turn_1"]["p50_ms"]["median"] <= 5.0,
+        "flat_turn": history["turn_ratio_10000_to_10"]["median"] <= 1.3,
+        "flat_page": history["page_ratio_10000_to_10"]["median"] <= 1.3,
+        "langchain": min(
+            lc["langchain_turn"]["p50_ms"]["median"] / ours_turn,
+            lc["langchain_load"]["p50_ms"]["median"] / ours_page,
+        )
+        >= 50,
+        "writers": writers["ours_kept"] == writers["expected"] and writers["ours_seq_unbroken"],
+        "widget_bytes": widget.get("gzip_bytes", 10**9) <= WIDGET_BUDGET_BYTES if widget.get("files") else None,
+        "widget_third_party": (not browser["third_party"]) if browser else None,
+        "streaming": results["streaming"]["p50_ms"]["median"] <= 10.0,
+    }
+
+
+def markdown(results: dict) -> str:
+    t = targets(results)
+    turns, history, alts, writers = results["turns"], results["history"], results["alternatives"], results["writers"]
+    widget, streaming = results["widget"], results["streaming"]
+    m, v = results["machine"], results["versions"]
+    repeats = results["config"]["repeats"]
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(item, measure, value, target="", ok=None):
+        rows.append((item, measure, value, target, _mark(ok) if target else ""))
+
+    row("1", "turns/s, 16 clients (sessions of 50 messages)", _range(turns["turn_16"]["rate"], "", 0))
+    row(
+        "1",
+        "turn latency, 16 clients: p50 / p99",
+        f"{_range(turns['turn_16']['p50_ms'], ' ms')} / {_range(turns['turn_16']['p99_ms'], ' ms')}",
+    )
+    row(
+        "1",
+        "turn latency, 1 client: p50 / p99",
+        f"{_range(turns['turn_1']['p50_ms'], ' ms', 2)} / {_range(turns['turn_1']['p99_ms'], ' ms')}",
+        "p50 ≤ 5 ms",
+        t["latency"],
+    )
+    row("2", "ceiling: constant DRF view, 16 clients, req/s", _range(turns["ceiling_16"]["rate"], "", 0))
+    row(
+        "2",
+        "ceiling: constant async `JsonResponse`, 16 clients, req/s",
+        _range(turns["ceiling_plain_16"]["rate"], "", 0),
+    )
+    row(
+        "2",
+        "ceiling latency, 1 client: p50",
+        _range(turns["ceiling_1"]["p50_ms"], " ms", 2),
+    )
+    row("2", "turn rate ÷ DRF ceiling rate", _pct(turns["turn_share_of_ceiling"]), "≥ 20%", t["share"])
+    row("2", "turn rate ÷ plain `JsonResponse` rate", _pct(turns["turn_share_of_plain_ceiling"]))
+    for kind, label in (("turn", "turn"), ("page", "`GET` latest 50")):
+        values = " / ".join(_n(_at(history, s)[kind]["p50_ms"]["median"], 2) for s in (10, 1_000, 10_000))
+        row("3", f"{label} p50 at 10 / 1,000 / 10,000 messages, ms (1 client)", values)
+        row(
+            "3",
+            f"{label}: 10,000 ÷ 10 messages",
+            _range(history[f"{kind}_ratio_10000_to_10"], "×", 2),
+            "≤ 1.3",
+            t[f"flat_{kind}"],
+        )
+    for name, label, ours_kind in (
+        ("langchain_load", "LangChain `PostgresChatMessageHistory.messages`", "page"),
+        ("langchain_turn", "LangChain turn (load all + append 2)", "turn"),
+        ("guide_load", "guide's Redis JSON list: load", "page"),
+        ("guide_turn", "guide's Redis JSON list: turn (load + 2 × get/append/set)", "turn"),
+    ):
+        times = [_at(alts, s)[name]["p50_ms"]["median"] for s in (1_000, 10_000)]
+        ours = [_at(history, s)[ours_kind]["p50_ms"]["median"] for s in (1_000, 10_000)]
+        ratios = " / ".join(_times(a / b) for a, b in zip(times, ours, strict=True))
+        row("4", f"{label}, p50 at 1,000 / 10,000, ms", " / ".join(_n(x, 2) for x in times))
+        versus = "our page read" if ours_kind == "page" else "our turn"
+        if name.startswith("langchain"):
+            row("4", f"… ÷ {versus} at 1,000 / 10,000", ratios, "≥ 50× at 10,000", t["langchain"])
+        else:
+            row("4", f"… ÷ {versus} at 1,000 / 10,000", ratios)
+    row(
+        "4",
+        f"{writers['expected'] // 100} writers × 100 appends to one session: kept",
+        f"ours {writers['ours_kept']}/{writers['expected']}"
+        f"{' (seq unbroken)' if writers['ours_seq_unbroken'] else ' (seq BROKEN)'}, "
+        f"guide {writers['guide_kept']}/{writers['expected']}, "
+        f"LangChain {writers['langchain_kept']}/{writers['expected']}",
+        "all kept (ours)",
+        t["writers"],
+    )
+    browser = widget.get("browser")
+    if widget.get("files"):
+        counted = ", ".join(widget["counted_files"])
+        row(
+            "5",
+            f"widget JS + CSS before the launcher shows, gzip -9 ({counted})",
+            f"{widget['gzip_bytes']:,} bytes",
+            "≤ 12 KB",
+            t["widget_bytes"],
+        )
+    else:
+        row("5", "widget JS + CSS", widget.get("error", "no files"), "≤ 12 KB", None)
+    if browser:
+        row("5", "requests before the launcher shows (Chromium)", f"{browser['requests_before_launcher']}")
+        row(
+            "5",
+            "requests to third parties",
+            f"{len(browser['third_party'])}",
+            "none",
+            t["widget_third_party"],
+        )
+    else:
+        row("5", "requests before the launcher shows", f"not measured: {widget.get('browser_error')}")
+    for served in widget.get("served", []):
+        row(
+            "5",
+            f"`{served['path']}` as served (gzip asked)",
+            f"{served['content_encoding'] or 'identity'}, {served['bytes']:,} bytes, "
+            f"`Cache-Control: {served['cache_control']}`{', ETag' if served['etag'] else ''}",
+        )
+    row(
+        "6",
+        "streaming overhead: upstream's first chunk → client's first delta, p50 / p99",
+        f"{_range(streaming['p50_ms'], ' ms', 2)} / {_range(streaming['p99_ms'], ' ms', 2)}",
+        "p50 ≤ 10 ms",
+        t["streaming"],
+    )
+
+    lines = [
+        f"Run {results['started_at']} ({results['mode']}, {results['duration_s']} s). "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {v['python']}, "
+        f"Django {v['django']}, uvicorn {v['uvicorn']}, PostgreSQL {v['postgresql']}, Redis {v['redis']}; "
+        f"load average {results['load_average_at_start']} at start, {results['load_average_at_end']} at end.",
+        "",
+        f"Server: `{results['server_command']}` with WEB_CONCURRENCY={results['server_workers']}, DEBUG off, "
+        f"psycopg pool of {results['database_pool_max_size']} per worker, the offline responder; "
+        "load from wrk (items 1–2) and a one-connection raw-socket client (items 3–4, 6) on the same two cores. "
+        f"Each figure: median over {repeats} repeat{'s' if repeats != 1 else ''} [min – max]."
+        + (
+            f" **Settings: `{results['settings_module']}`, a candidate change, not what is deployed.**"
+            if results.get("settings_module", "bench.settings") != "bench.settings"
+            else ""
+        ),
+        "",
+        "| # | measure | result | target | |",
+        "|---|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows),
+        "",
+    ]
+    return "\n".join(lines)
