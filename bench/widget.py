@@ -18,19 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.server import REPO
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 WIDGET_DIR = REPO / "static" / "widget"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -106,7 +96,7 @@ def browser_requests(host_url: str, *, timeout_ms: int = 15000) -> dict:
 
     requests: list = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.on("request", lambda request: requests.append(request))

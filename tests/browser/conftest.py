@@ -10,27 +10,13 @@ second. Database calls inside a browser test go through ``support.in_db_thread``
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from tests.browser.support import CustomerSite
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the networking flags Chromium's own background connections are refused by
-# the closed network and slow everything down (see FIELD-NOTES.md).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")
