@@ -48,11 +48,8 @@ def targets(results: dict) -> dict[str, bool | None]:
         "latency": turns["turn_1"]["p50_ms"]["median"] <= 5.0,
         "flat_turn": history["turn_ratio_10000_to_10"]["median"] <= 1.3,
         "flat_page": history["page_ratio_10000_to_10"]["median"] <= 1.3,
-        "langchain": min(
-            lc["langchain_turn"]["p50_ms"]["median"] / ours_turn,
-            lc["langchain_load"]["p50_ms"]["median"] / ours_page,
-        )
-        >= 50,
+        "langchain_load": lc["langchain_load"]["p50_ms"]["median"] / ours_page >= 50,
+        "langchain_turn": lc["langchain_turn"]["p50_ms"]["median"] / ours_turn >= 50,
         "writers": writers["ours_kept"] == writers["expected"] and writers["ours_seq_unbroken"],
         "widget_bytes": widget.get("gzip_bytes", 10**9) <= WIDGET_BUDGET_BYTES if widget.get("files") else None,
         "widget_third_party": (not browser["third_party"]) if browser else None,
@@ -119,7 +116,7 @@ def markdown(results: dict) -> str:
         row("4", f"{label}, p50 at 1,000 / 10,000, ms", " / ".join(_n(x, 2) for x in times))
         versus = "our page read" if ours_kind == "page" else "our turn"
         if name.startswith("langchain"):
-            row("4", f"… ÷ {versus} at 1,000 / 10,000", ratios, "≥ 50× at 10,000", t["langchain"])
+            row("4", f"… ÷ {versus} at 1,000 / 10,000", ratios, "≥ 50× at 10,000", t[name])
         else:
             row("4", f"… ÷ {versus} at 1,000 / 10,000", ratios)
     row(
