@@ -19,11 +19,13 @@ class SessionMessagesSearch(admin.ModelAdmin):
     search_help_text = "Session id, title, or words from any message."
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # ``queryset`` arrives already narrowed by the list filters: the message match is
+        # taken from it too, so a search never brings back what a filter left out.
+        by_fields, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term:
             matching = Message.objects.filter(session=OuterRef("pk"), content__icontains=search_term)
-            queryset |= self.model.objects.filter(Exists(matching))
-        return queryset, may_have_duplicates
+            by_fields |= queryset.filter(Exists(matching))
+        return by_fields, may_have_duplicates
 
 
 @admin.register(Session)

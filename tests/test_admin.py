@@ -104,6 +104,15 @@ def test_search_lists_each_session_once_however_many_messages_match(staff_client
     assert [s.public_id for s in response.context["cl"].result_list] == [conversation.public_id]
 
 
+def test_a_search_by_message_text_keeps_the_active_filters(staff_client, conversation):
+    elsewhere = Session.objects.create(source="page")
+    elsewhere.add_message(MessageDraft(role=Role.USER, content="Do you ship to Sweden?"))
+
+    response = staff_client.get("/admin/conversations/session/", {"q": "ship", "source__exact": "page"})
+
+    assert listed_ids(response) == {elsewhere.public_id}
+
+
 def test_the_list_filters_by_source(staff_client, conversation):
     Session.objects.create(source="page")
 
