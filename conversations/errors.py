@@ -8,12 +8,17 @@ that sending the same request again may succeed (the model was down or slow).
 from __future__ import annotations
 
 import json
+import logging
 
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# Django's own logger for failed requests, so a bug answered here is logged (and mailed
+# to ADMINS, where configured) exactly like one Django answered itself.
+request_logger = logging.getLogger("django.request")
 
 
 class ApiError(Exception):
@@ -71,7 +76,11 @@ def api_exception_handler(exc, context):
         return Response(exc.body(), status=exc.status_code, headers=exc.headers)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # a bug: let Django log it; handler500 answers with JSON
+        # A bug. Answered here rather than by handler500 so that an API client gets JSON
+        # in development too, where Django would otherwise send its HTML debug page.
+        request = context.get("request")
+        request_logger.error("Internal Server Error: %s", getattr(request, "path", "?"), exc_info=exc)
+        return Response(ApiError.internal().body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             **error_body("invalid", _first_message(exc.detail)),
