@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import openai
 from django.conf import settings
 
@@ -138,6 +139,7 @@ class OpenAIChatModel(ChatModel):
         usage = None
         model = self.model
         citations: list = []
+        chunks_read = 0
         with translated_errors():
             chunks = self.client.chat.completions.create(
                 model=self.model,
@@ -148,6 +150,7 @@ class OpenAIChatModel(ChatModel):
             )
             with chunks:
                 for chunk in chunks:
+                    chunks_read += 1
                     model = getattr(chunk, "model", None) or model
                     citations = citations_of(chunk) or citations
                     if getattr(chunk, "usage", None):
@@ -159,6 +162,8 @@ class OpenAIChatModel(ChatModel):
                             on_delta(delta)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
+        if not chunks_read:  # a 200 whose body was not an event stream at all
+            raise ModelError("The model's reply could not be read.", code="upstream_malformed")
         if finish_reason is None:
             raise ModelError("The model's reply was cut off.", code="upstream_incomplete")
         if not parts:
@@ -203,10 +208,15 @@ class translated_errors:  # noqa: N801 - used as a context manager, reads as a p
             raise ModelError("The model is rate-limiting us.", code="upstream_rate_limited") from exc
         if isinstance(exc, openai.APIStatusError):
             raise ModelError(f"The model answered HTTP {exc.status_code}.", code="upstream_error") from exc
+        # Mid-stream the SDK has already returned, so the HTTP client's own errors arrive
+        # untranslated: a stall past the timeout, or the connection dropping.
+        if isinstance(exc, httpx.TimeoutException):
+            raise ModelError("The model stopped answering in time.", code="upstream_timeout", status=504) from exc
+        if isinstance(exc, httpx.TransportError):
+            raise ModelError("The model's reply was cut off.", code="upstream_incomplete") from exc
         if isinstance(exc, Exception):
-            # A response body that is not JSON, a chunk of the wrong shape, or the
-            # connection dropping mid-stream (the HTTP client raises its own errors
-            # there, not the SDK's): whatever it was, there is no usable reply.
+            # A response body that is not JSON or a chunk of the wrong shape: whatever
+            # it was, there is no usable reply.
             logger.warning("Unreadable reply from the model: %r", exc)
             raise ModelError("The model's reply could not be read.", code="upstream_malformed") from exc
         return False

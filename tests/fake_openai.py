@@ -24,6 +24,8 @@ class Behaviour:
     chunk_delay: float = 0.0  # seconds between streamed chunks
     chunk_size: int = 4  # characters per streamed chunk
     cut_after_chunks: int | None = None  # drop the connection mid-stream
+    stall_after_chunks: int | None = None  # stop sending mid-stream, connection open
+    garbage_after_chunks: int | None = None  # a chunk that is not JSON mid-stream
     garbage: bool = False  # answer 200 with a body that is not a completion
     empty: bool = False  # answer a completion with no content
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
@@ -36,6 +38,7 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at one time
         self._lock = threading.Lock()
+        self.released = threading.Event()  # ends the stalls of the previous test
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -54,6 +57,8 @@ class FakeOpenAI:
         self.server.server_close()
 
     def reset(self, **behaviour) -> None:
+        self.released.set()
+        self.released = threading.Event()
         with self._lock:
             self.behaviour = Behaviour(**behaviour)
             self.requests.clear()
@@ -143,6 +148,13 @@ class FakeOpenAI:
                         if behaviour.cut_after_chunks is not None and index >= behaviour.cut_after_chunks:
                             self.wfile.flush()
                             self.connection.shutdown(2)  # drop the stream mid-answer
+                            return
+                        if behaviour.stall_after_chunks is not None and index >= behaviour.stall_after_chunks:
+                            fake.released.wait(30)  # past any client's timeout, until the next reset
+                            return
+                        if behaviour.garbage_after_chunks is not None and index >= behaviour.garbage_after_chunks:
+                            self.wfile.write(b"data: {this is not json\n\n")
+                            self.wfile.flush()
                             return
                         self._event(self._chunk(model, {"content": piece}, None, behaviour))
                         if behaviour.chunk_delay:

@@ -83,18 +83,33 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_and_stores_nothing(serv
     assert [name for name, _ in events] == ["session", "delta", "delta", "error"]
     error = events[-1][1]
     assert error["success"] is False
+    assert error["error"]["code"] == "upstream_incomplete"
     assert error["error"]["retryable"] is True
     assert error["session_id"] == events[0][1]["session_id"]
     assert Message.objects.count() == 0
 
 
-def test_an_upstream_error_before_any_text_is_an_error_event(server, fake_llm):
-    fake_llm.reset(status=500)
+STREAM_FAILURES = {
+    "server error": ({"status": 500}, 0, "upstream_error"),
+    "rate limited upstream": ({"status": 429}, 0, "upstream_rate_limited"),
+    "no answer in time": ({"delay": 3}, 0, "upstream_timeout"),
+    "stalls mid-stream": ({"stall_after_chunks": 2}, 2, "upstream_timeout"),
+    "garbage mid-stream": ({"garbage_after_chunks": 2}, 2, "upstream_malformed"),
+    "not a stream at all": ({"garbage": True}, 0, "upstream_malformed"),
+}
+
+
+@pytest.mark.parametrize(("behaviour", "deltas", "code"), STREAM_FAILURES.values(), ids=STREAM_FAILURES.keys())
+def test_an_upstream_failure_is_an_error_event_and_stores_nothing(server, fake_llm, behaviour, deltas, code):
+    fake_llm.reset(reply="An answer that goes wrong.", chunk_size=4, **behaviour)
 
     events = stream_events(server, "/api/chat", {"query": "Go", "stream": True})
 
-    assert [name for name, _ in events] == ["session", "error"]
-    assert events[-1][1]["error"]["code"] == "upstream_error"
+    assert [name for name, _ in events] == ["session", *["delta"] * deltas, "error"]
+    error = events[-1][1]
+    assert error["error"]["code"] == code
+    assert error["error"]["retryable"] is True
+    assert error["session_id"] == events[0][1]["session_id"]
     assert Message.objects.count() == 0
 
 
