@@ -4,6 +4,7 @@ click), through the production server over real HTTP. Run on SQLite and PostgreS
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -63,7 +64,9 @@ def test_no_lock_is_held_while_the_model_thinks(uvicorn_url, fake_llm):
 
     turn = threading.Thread(target=slow_turn)
     turn.start()
-    while not fake_llm.requests:  # the turn is now waiting on the model
+    deadline = time.monotonic() + 10
+    while not fake_llm.requests:  # then the turn is waiting on the model
+        assert time.monotonic() < deadline, "the turn never reached the model"
         threading.Event().wait(0.01)
     status, _, _ = post_json(uvicorn_url, f"/api/session/{session_id}/messages", {"message": "meanwhile"})
     finished.append("write")
@@ -79,7 +82,9 @@ def test_no_lock_is_held_while_the_model_thinks(uvicorn_url, fake_llm):
 
 
 def test_a_double_click_with_one_client_message_id_stores_one_turn(uvicorn_url, fake_llm):
-    fake_llm.reset(delay=0.2)
+    """Both clicks reach the model before either is stored (the slow model sees to it):
+    the one that stores second finds the first's turn and answers with it."""
+    fake_llm.reset(delay=1.0)
     _, first, _ = post_json(uvicorn_url, "/api/chat", {"query": "start"})
     session_id = first["session_id"]
     body = {"query": "clicked twice", "session_id": session_id, "client_message_id": "dbl-1"}
@@ -93,7 +98,9 @@ def test_a_double_click_with_one_client_message_id_stores_one_turn(uvicorn_url, 
         responses = list(pool.map(lambda _: click(), range(2)))
 
     assert [status for status, _, _ in responses] == [200, 200]
+    assert len(fake_llm.requests) == 3  # "start", then both clicks: the race did happen
     assert responses[0][1]["messages"] == responses[1][1]["messages"]
+    assert sorted(response["replayed"] for _, response, _ in responses) == [False, True]
     assert Message.objects.filter(session__public_id=session_id).count() == 4
 
 

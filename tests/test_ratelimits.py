@@ -76,6 +76,20 @@ def test_message_writes_are_limited_per_ip(api, settings):
     assert Message.objects.count() == 2
 
 
+def test_message_writes_are_limited_per_session_whatever_the_ip(api, settings):
+    settings.CHATBOT_RATELIMIT_WRITE_SESSION = "2/m"
+    session, other = Session.objects.create(), Session.objects.create()
+
+    def write(target, ip):
+        url = f"/api/session/{target.public_id}/messages"
+        return api.post(url, {"message": "hello"}, format="json", REMOTE_ADDR=ip)
+
+    assert [write(session, "10.0.0.1").status_code, write(session, "10.0.0.2").status_code] == [201, 201]
+    assert_rate_limited(write(session, "10.0.0.3"))
+    assert write(other, "10.0.0.3").status_code == 201  # another session is its own budget
+    assert session.messages.count() == 2
+
+
 def test_limits_can_be_switched_off(api, settings):
     settings.CHATBOT_RATELIMIT_ENABLE = False
     settings.CHATBOT_RATELIMIT_SESSION_CREATE_IP = "1/m"
