@@ -34,6 +34,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
         "SECURE_HSTS_PRELOAD": "true",
         "DATABASE_URL": "sqlite:///:memory:",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",  # named, not reached: checks do not connect
     }
     env.update(overrides)
     return {name: value for name, value in env.items() if value is not None}
@@ -180,14 +181,36 @@ def test_production_settings_pass_the_deployment_checks():
         ({"SECURE_HSTS_INCLUDE_SUBDOMAINS": "false"}, "security.W005"),
         ({"SECRET_KEY": "short-and-guessable"}, "security.W009"),
         ({"CHATBOT_ALLOWED_ORIGINS": None}, "widget.W001"),
+        ({"REDIS_URL": None}, "conversations.W001"),
     ],
-    ids=["no-hsts-preload", "no-hsts-subdomains", "weak-secret-key", "no-allowed-origins"],
+    ids=["no-hsts-preload", "no-hsts-subdomains", "weak-secret-key", "no-allowed-origins", "no-shared-rate-limits"],
 )
 def test_the_deployment_checks_catch_a_weakened_production_setting(overrides, warning):
     result = check_deploy(production_env(**overrides))
 
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+def test_postgresql_goes_through_a_pool_with_health_checks_and_a_statement_timeout():
+    database = settings_under(production_env(DATABASE_URL="postgres://app@db.internal:5432/chat"), "DATABASES")[
+        "DATABASES"
+    ]["default"]
+
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["CONN_MAX_AGE"] == 0  # the pool keeps the connections, not Django
+    assert database["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 10.0}
+    assert database["OPTIONS"]["options"] == "-c statement_timeout=5000"
+
+
+def test_without_the_pool_postgresql_connections_persist():
+    env = production_env(DATABASE_URL="postgres://app@db.internal:5432/chat", DATABASE_POOL="false")
+    database = settings_under(env, "DATABASES")["DATABASES"]["default"]
+
+    assert "pool" not in database["OPTIONS"]
+    assert database["CONN_MAX_AGE"] == 600
+    assert database["CONN_HEALTH_CHECKS"] is True
 
 
 def test_production_turns_on_https_only_cookies_and_strict_cors():
