@@ -15,9 +15,10 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from bench.server import ProductionServer
 from conversations.llm import _chat_model_for
 from tests.fake_openai import FakeOpenAI
-from tests.servers import RedisServer, asgi_server
+from tests.servers import RedisServer, asgi_server, collect_static, test_database_url
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +104,56 @@ def redis_cache(redis_server, settings):
         }
     }
     return redis_server
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    """collectstatic's output, once per test process, for production servers to serve."""
+    return collect_static(tmp_path_factory.mktemp("static"))
+
+
+@pytest.fixture
+def production_instances(transactional_db, redis_server, tmp_path, request):
+    """Start instances of the production server: the Procfile's web command, one worker
+    each, on this run's PostgreSQL database, one Redis and one secret key, serving
+    collectstatic's files; all stopped after the test.
+
+    ``start(count, **env)`` returns their base URLs. ``transactional_db``: the servers see
+    only committed rows, and the test reads theirs. Skipped on SQLite (CI runs the suite
+    again on PostgreSQL, where it must pass).
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL); CI's PostgreSQL pass runs it")
+    started: list[ProductionServer] = []
+
+    def start(count: int = 2, **overrides: str) -> list[str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "CHATBOT_"))}
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "chatbot.settings",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": redis_server.url,
+            "DEBUG": "false",
+            "SECRET_KEY": "scale-out-test-secret-key-shared-by-every-instance",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "false",
+            "STATIC_ROOT": str(request.getfixturevalue("static_root")),
+            "LOG_LEVEL": "WARNING",
+            **overrides,
+        }
+        instances = [
+            ProductionServer(env=env, workers=1, log_path=tmp_path / f"instance-{len(started) + i}.log")
+            for i in range(count)
+        ]
+        started.extend(instances)
+        for instance in instances:
+            instance.launch()
+        for instance in instances:
+            instance.wait_ready(timeout=20)
+        return [instance.base_url for instance in instances]
+
+    yield start
+    for instance in started:
+        instance.stop(timeout=10)
 
 
 @pytest.fixture

@@ -4,58 +4,20 @@ different ports, sharing one PostgreSQL database and one Redis, are one service.
 A conversation started through one continues through the other, and a rate limit is
 counted across both. This is what lets any number of instances stand behind a load
 balancer with no sticky sessions: no conversation or limit lives in a process.
+tests/browser/test_scale_out.py shows the same with the widget and the full page.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from django.db import connection
 
-from bench.server import ProductionServer
-from tests import servers
 from tests.http import get_json, post_json
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
-@pytest.fixture
-def two_instances(transactional_db, redis_server, tmp_path):
-    """Instances A and B: one worker each, same database, same Redis, same secret key.
-
-    ``transactional_db``: the servers see only committed rows, and the test reads theirs.
-    Skipped on SQLite (CI runs the suite again on PostgreSQL, where it must pass).
-    """
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL); CI's PostgreSQL pass runs it")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "CHATBOT_"))}
-    env |= {
-        "DJANGO_SETTINGS_MODULE": "chatbot.settings",
-        "DATABASE_URL": servers.test_database_url(),
-        "REDIS_URL": redis_server.url,
-        "DEBUG": "false",
-        "SECRET_KEY": "scale-out-test-secret-key-shared-by-every-instance",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "CHATBOT_RATELIMIT_ENABLE": "true",
-        "CHATBOT_RATELIMIT_CHAT_IP": "3/m",
-        "LOG_LEVEL": "WARNING",
-    }
-    instances = [ProductionServer(env=env, workers=1, log_path=tmp_path / f"{name}.log") for name in "ab"]
-    try:
-        for instance in instances:
-            instance.launch()
-        for instance in instances:
-            instance.wait_ready(timeout=20)
-        yield [instance.base_url for instance in instances]
-    finally:
-        for instance in instances:
-            instance.stop(timeout=10)
-
-
-def test_a_conversation_moves_between_instances_and_one_limit_counts_on_both(two_instances):
-    a, b = two_instances
+def test_a_conversation_moves_between_instances_and_one_limit_counts_on_both(production_instances):
+    a, b = production_instances(2, CHATBOT_RATELIMIT_ENABLE="true", CHATBOT_RATELIMIT_CHAT_IP="3/m")
 
     # The widget, served by A, starts the conversation (turn 1 of 3 allowed).
     status, started, _ = post_json(a, "/api/chat", {"query": "Hello from the widget", "channel": "widget"})
