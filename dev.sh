@@ -16,10 +16,24 @@ ensure_python() {
     fail "Python 3.11 or newer is needed; $PYTHON is $("$PYTHON" --version 2>&1)."
 }
 
+# Debian and Ubuntu ship Python without venv's pip bootstrap; as root, install it.
+create_venv() {
+  "$PYTHON" -m venv "$VENV" && return 0
+  rm -rf "$VENV"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    local package
+    package="python$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
+    echo "dev.sh: installing $package..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null &&
+      "$PYTHON" -m venv "$VENV" && return 0
+  fi
+  fail "could not create $VENV (on Debian or Ubuntu: apt-get install python3-venv)"
+}
+
 # Install a requirements file into .venv, once per version of that file.
 ensure_requirements() {
   local file=$1 stamp
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || fail "could not create $VENV (on Debian: apt-get install python3-venv)"
+  [ -x "$VENV/bin/python" ] || create_venv
   stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$file"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
