@@ -122,6 +122,14 @@ class ChatUI:
     def button(self, name: str):
         return self.page.get_by_role("button", name=name, exact=True)
 
+    def open_full_page(self):
+        """Click "Open full page" and return the tab it opens, loaded."""
+        with self.page.context.expect_page() as opened:
+            self.button("Open full page").click()
+        full = opened.value
+        full.wait_for_load_state()
+        return full
+
     def send(self, text: str, *, replies_after: int | None = None) -> None:
         self.textbox.fill(text)
         self.textbox.press("Enter")

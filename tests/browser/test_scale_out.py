@@ -28,10 +28,7 @@ def test_the_widget_on_one_instance_continues_on_the_full_page_of_another(
     widget.send("Hello from the widget on A", replies_after=1)
     session_id = page.evaluate(f"localStorage.getItem('chatbot:session:{a}')")
 
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    full = opened.value
-    full.wait_for_load_state()
+    full = widget.open_full_page()
     assert full.url == f"{b}/chat?session={session_id}"
     expect(full.get_by_text("Conversation continued from widget")).to_be_visible()
     chat = ChatUI(full)

@@ -30,11 +30,8 @@ def test_screenshots_of_the_widget_and_the_full_page(new_page, live_server, fake
     page.mouse.move(0, 0)
     save_screenshot(page, "widget-desktop", publish=True)
 
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    full = opened.value
+    full = widget.open_full_page()
     full.set_viewport_size({"width": 1280, "height": 820})
-    full.wait_for_load_state()
     chat = ChatUI(full)
     fake_llm.reset(reply="Yes: the **Ridgeline 2P** is in stock at our Portland store. Shall I reserve one?")
     chat.send("Great. Is it in stock in Portland?", replies_after=2)

@@ -51,10 +51,7 @@ def test_a_conversation_moves_from_the_widget_to_the_full_page_and_back(new_page
     assert before[0][1] == "First question" and "You said: First question" in before[1][1]
     assert before[2][1] == "Second question" and "You said: Second question" in before[3][1]
 
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    full = opened.value
-    full.wait_for_load_state()
+    full = widget.open_full_page()
     assert full.url == f"{api}/chat?session={session_id}"
     expect(full.get_by_text("Conversation continued from widget")).to_be_visible()
     chat = ChatUI(full)

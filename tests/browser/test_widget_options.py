@@ -70,9 +70,7 @@ def test_the_options_and_the_javascript_api(new_page, live_server, customer_site
         "message-received",
     ]
 
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    assert opened.value.url == f"{full_page}?session={session_id}"
+    assert widget.open_full_page().url == f"{full_page}?session={session_id}"
 
     page.evaluate("Chatbot.newConversation()")
     expect(page.locator(".cb-greeting")).to_be_visible()

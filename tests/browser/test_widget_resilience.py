@@ -139,10 +139,7 @@ def test_with_storage_blocked_the_session_lives_in_memory_for_the_visit(new_page
     widget.send("Second", replies_after=2)
     assert "I can see 2 earlier messages" in widget.transcript()[-1][1]
     session_id = in_db_thread(lambda: Session.objects.get().public_id)
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    opened.value.wait_for_load_state()
-    assert opened.value.url == f"{api}/chat?session={session_id}"
+    assert widget.open_full_page().url == f"{api}/chat?session={session_id}"
 
     page.reload()
     widget.launcher.click()

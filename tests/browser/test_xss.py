@@ -46,10 +46,7 @@ def test_html_and_script_in_messages_stay_inert_everywhere(
     assert reply_text == "Here it is back: " + PAYLOAD
     assert dangerous_elements(page) == 0
 
-    with page.context.expect_page() as opened:
-        widget.button("Open full page").click()
-    full = opened.value
-    full.wait_for_load_state()
+    full = widget.open_full_page()
     assert ChatUI(full).transcript() == [("user", PAYLOAD), ("assistant", "Here it is back: " + PAYLOAD)]
     assert dangerous_elements(full) == 0
 
