@@ -82,7 +82,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 # SQLite by default. PostgreSQL (DATABASE_URL=postgres://...) uses psycopg 3 with
 # Django's connection pool: a new connection per request costs 4.5x in throughput, and
-# persistent per-thread connections leak under ASGI, where each request gets a thread.
+# the pool bounds connections per process however many request threads there are.
 
 DATABASES = {
     "default": dj_database_url.parse(
