@@ -113,7 +113,7 @@ def static_root(tmp_path_factory):
 
 
 @pytest.fixture
-def production_instances(transactional_db, redis_server, tmp_path, request):
+def production_instances(transactional_db, redis_server, static_root, tmp_path):
     """Start instances of the production server: the Procfile's web command, one worker
     each, on this run's PostgreSQL database, one Redis and one secret key, serving
     collectstatic's files; all stopped after the test.
@@ -136,7 +136,7 @@ def production_instances(transactional_db, redis_server, tmp_path, request):
             "SECRET_KEY": "scale-out-test-secret-key-shared-by-every-instance",
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "false",
-            "STATIC_ROOT": str(request.getfixturevalue("static_root")),
+            "STATIC_ROOT": str(static_root),
             "LOG_LEVEL": "WARNING",
             **overrides,
         }
