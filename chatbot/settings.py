@@ -113,7 +113,7 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         _db["OPTIONS"]["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 3.0),
         }
     else:
         _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0)
@@ -284,8 +284,24 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # any OpenAI-compatible server
 CHAT_MODEL = env_str("CHAT_MODEL", "gpt-4o-mini")
 OPENAI_TIMEOUT = env_float("OPENAI_TIMEOUT", 60.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)
-# How many answers one server process may be waiting on at once (plain and streamed).
-CHATBOT_MODEL_CONCURRENCY = env_int("CHATBOT_MODEL_CONCURRENCY", 64, minimum=1)
+# The model backend, by dotted path (conversations/llm.py states the contract).
+CHATBOT_MODEL_BACKEND = env_str(
+    "CHATBOT_MODEL_BACKEND",
+    "conversations.llm.OpenAIChatModel" if OPENAI_API_KEY else "conversations.llm.OfflineChatModel",
+)
+
+# --- Turns in flight --------------------------------------------------------------------
+# Answers one server process may be waiting on at once, plain and streamed; past it a
+# turn is refused at once with 503 "busy" and Retry-After instead of queueing unseen.
+CHATBOT_MAX_TURNS_IN_FLIGHT = env_int("CHATBOT_MAX_TURNS_IN_FLIGHT", 2000, minimum=1)
+CHATBOT_BUSY_RETRY_AFTER = env_int("CHATBOT_BUSY_RETRY_AFTER", 2, minimum=1)
+# A turn being answered reserves its client_message_id for this long, so duplicates wait
+# for it instead of asking the model again; a reservation whose process died expires.
+CHATBOT_TURN_RESERVATION_SECONDS = env_float("CHATBOT_TURN_RESERVATION_SECONDS", 120.0)
+# Database threads for the turns' writes, and how long a graceful shutdown waits for
+# the turns still in flight.
+CHATBOT_TURN_DB_THREADS = env_int("CHATBOT_TURN_DB_THREADS", 8, minimum=1)
+CHATBOT_SHUTDOWN_GRACE_SECONDS = env_float("CHATBOT_SHUTDOWN_GRACE_SECONDS", 30.0)
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -1,39 +1,47 @@
 """One chat turn: the visitor's query, the model's answer, both stored together.
 
-A turn has three steps, and only the first and last touch the database:
+A turn is a pipeline; each step says what it may touch:
 
-1. ``start_turn`` finds or creates the session, answers a repeated request from what is
-   stored, and reads the context: a short read, no transaction.
-2. The model is asked, with no transaction open and no row locked, for however long it
-   takes.
-3. ``finish_turn`` writes the user and assistant messages in one short transaction.
+1. ``prepare_turn`` (database, no network): find or create the session, reserve the
+   client_message_id so that duplicates never ask the model twice, read the context.
+   Runs in the request's thread, before the response starts.
+2. ``gather_sources`` (network allowed, no database): where retrieval plugs in. Today
+   it finds nothing; it runs with no connection held.
+3. The model is asked (``conversations.llm``), awaited on the event loop with no
+   transaction open and no connection held, for however long it takes.
+4. ``finish_turn`` (database, no network): the user and assistant messages in one short
+   transaction, which also drops the reservation.
 
-If step 2 fails nothing is written, so a retry starts from a clean slate.
+``run_turn`` runs steps 2 to 4 as a coroutine. If the model fails nothing is written
+and the reservation is dropped, so a retry starts from a clean slate. The raised errors
+are the domain's (``conversations.exceptions``, ``conversations.llm.ModelError``);
+``conversations.errors`` alone decides what HTTP makes of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, transaction
 
-from conversations.errors import ApiError
-from conversations.llm import ModelError, Reply, chat_model
-from conversations.models import Message, MessageDraft, Role, Session
+from conversations import inflight
+from conversations.exceptions import ClientMessageIdReused, SessionNotFound
+from conversations.llm import Reply, chat_model
+from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
 
 logger = logging.getLogger(__name__)
 
-# Waiting on the model happens on these threads: never on the event loop, never on the
-# thread that runs Django's synchronous code, and not on asgiref's default pool, which
-# has only a handful of threads. The pool's size is how many answers one process can
-# be waiting for at once; further turns queue until a thread is free.
-model_threads = ThreadPoolExecutor(max_workers=settings.CHATBOT_MODEL_CONCURRENCY, thread_name_prefix="model")
+# How often a duplicate answered by another instance looks for the stored turn.
+RESERVATION_POLL_SECONDS = 0.2
+
+# Runs a synchronous database step from the turn's coroutine (``inflight`` has two).
+Database = Callable[..., Awaitable]
 
 
 @dataclass
@@ -55,6 +63,9 @@ class TurnResult:
     def offline(self) -> bool:
         return bool(self.assistant_message.metadata.get("offline"))
 
+    def as_replay(self) -> TurnResult:
+        return TurnResult(self.session, self.user_message, self.assistant_message, replayed=True)
+
 
 @dataclass
 class Turn:
@@ -63,11 +74,23 @@ class Turn:
     channel: str
     client_message_id: str | None
     context: list[dict] = field(default_factory=list)
+    # Already stored: answered from the database, the model is not asked.
     replay: TurnResult | None = None
+    # Another request holds this client_message_id's reservation: wait for its turn.
+    answered_elsewhere: bool = False
+    sources: list = field(default_factory=list)
+
+    @property
+    def owns_reservation(self) -> bool:
+        return bool(self.client_message_id) and self.replay is None and not self.answered_elsewhere
 
 
-def start_turn(*, session_id: str | None, user, query: str, channel: str, client_message_id: str | None) -> Turn:
-    """Resolve the session and prepare what the model will see.
+def query_digest(query: str) -> str:
+    return hashlib.sha256(query.encode()).hexdigest()
+
+
+def prepare_turn(*, session_id: str | None, user, query: str, channel: str, client_message_id: str | None) -> Turn:
+    """Resolve the session and prepare what the model will see (database only).
 
     Without ``session_id`` a session is created now, before the model is asked, so an
     error can name it and the client's retry continues the same conversation.
@@ -77,13 +100,35 @@ def start_turn(*, session_id: str | None, user, query: str, channel: str, client
     else:
         session = Session.objects.readable_by(session_id, user)
         if session is None:
-            raise ApiError.session_not_found()
+            raise SessionNotFound
     turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
     if client_message_id:
-        turn.replay = stored_turn(session=session, client_message_id=client_message_id, query=query)
-    if turn.replay is None:
+        reserve(turn)
+    if turn.owns_reservation or not client_message_id:
         turn.context = context_for(session=session, query=query)
     return turn
+
+
+def reserve(turn: Turn) -> None:
+    """Win this client_message_id's one model call, or learn who has it.
+
+    The reservation is taken before the stored turn is looked for: a turn stored by a
+    request that finished a moment ago is then seen, never answered a second time.
+    """
+    digest = query_digest(turn.query)
+    owned = TurnReservation.objects.claim(
+        session=turn.session, client_message_id=turn.client_message_id, query_digest=digest
+    )
+    turn.replay = stored_turn(session=turn.session, client_message_id=turn.client_message_id, query=turn.query)
+    if turn.replay is not None:
+        if owned:
+            TurnReservation.objects.release(session=turn.session, client_message_id=turn.client_message_id)
+        return
+    if not owned:
+        held = TurnReservation.objects.held(session=turn.session, client_message_id=turn.client_message_id)
+        if held is not None and held.query_digest != digest:
+            raise ClientMessageIdReused
+        turn.answered_elsewhere = True
 
 
 def context_for(*, session: Session, query: str) -> list[dict]:
@@ -120,13 +165,74 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
     if user_message is None:
         return None
     if user_message.content != query:
-        raise ApiError(
-            409,
-            "client_message_id_reused",
-            "This client_message_id was already used for a different message.",
-        )
+        raise ClientMessageIdReused
     assistant_message = Message.objects.get(session=session, seq=user_message.seq + 1)
     return TurnResult(session, user_message, assistant_message, replayed=True)
+
+
+async def gather_sources(turn: Turn) -> list:
+    """Passages the answer should be grounded in (the knowledge base plugs in here).
+
+    Network allowed, database not: no connection is held while this waits.
+    """
+    return []
+
+
+async def run_turn(turn: Turn, *, database: Database, on_delta: Callable[[str], None] | None = None) -> TurnResult:
+    """Steps 2 to 4 of the pipeline for a prepared turn; ``on_delta`` streams the answer.
+
+    ``database`` runs each synchronous database step (on a database thread, or on the
+    request's own thread under the development server).
+    """
+    if turn.replay:
+        return turn.replay
+    if turn.answered_elsewhere:
+        return await answer_of_another_request(turn, database=database, on_delta=on_delta)
+    try:
+        turn.sources = await gather_sources(turn)
+        model = chat_model()
+        if on_delta is None:
+            reply = await model.complete(turn.context)
+        else:
+            reply = await model.stream(turn.context, on_delta)
+    except BaseException:
+        if turn.owns_reservation:
+            await database(release_reservation)(turn=turn)
+        raise
+    return await database(finish_turn)(turn=turn, reply=reply)
+
+
+async def answer_of_another_request(turn: Turn, *, database: Database, on_delta) -> TurnResult:
+    """Wait for the request that holds this turn's reservation, here or on another
+    instance, and answer with the turn it stores; if it failed or its process died,
+    take the reservation over and ask the model once ourselves."""
+    key = (turn.session.pk, turn.client_message_id)
+    while True:
+        local = inflight.answering(key)
+        if local is not None:
+            try:
+                return (await asyncio.shield(local)).as_replay()
+            except Exception:  # noqa: S110 - its failure is its own; ours is decided below
+                pass
+        else:
+            await asyncio.sleep(RESERVATION_POLL_SECONDS)
+        await database(reconsider)(turn=turn)
+        if turn.replay:
+            return turn.replay
+        if turn.owns_reservation:
+            return await inflight.answer_once(key, run_turn(turn, database=database, on_delta=on_delta))
+
+
+def reconsider(*, turn: Turn) -> None:
+    """Look again at a reservation held elsewhere: stored, still held, or ours now."""
+    turn.answered_elsewhere = False
+    reserve(turn)
+    if turn.owns_reservation:
+        turn.context = context_for(session=turn.session, query=turn.query)
+
+
+def release_reservation(*, turn: Turn) -> None:
+    TurnReservation.objects.release(session=turn.session, client_message_id=turn.client_message_id)
 
 
 def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
@@ -145,11 +251,14 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
         # Transaction begins: the session row is locked by append_messages until commit.
         with transaction.atomic():
             user_message, assistant_message = turn.session.append_messages(drafts)
+            if turn.owns_reservation:
+                release_reservation(turn=turn)
         # Transaction ends.
     except Session.DoesNotExist:
-        raise ApiError.session_not_found() from None  # erased while the model was answering
+        raise SessionNotFound from None  # erased while the model was answering
     except IntegrityError:
-        # The same client_message_id won a race against us: answer with its turn.
+        # The same client_message_id won a race against us (its reservation had expired
+        # and been taken over): answer with its turn.
         replay = turn.client_message_id and stored_turn(
             session=turn.session, client_message_id=turn.client_message_id, query=turn.query
         )
@@ -157,48 +266,3 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
             raise
         return replay
     return TurnResult(turn.session, user_message, assistant_message)
-
-
-def release_connection() -> None:
-    """Give this thread's pooled database connection back before the model is awaited.
-
-    Django returns it only when the request ends; held through a long answer, each
-    waiting visitor would take one of the pool's few connections from everyone else.
-    """
-    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-        connection.close()
-
-
-async def answer_turn(turn: Turn) -> TurnResult:
-    """Ask the model and store the turn, for async views: the model is awaited on
-    ``model_threads``, off the event loop and off the thread that holds the database."""
-    if turn.replay:
-        return turn.replay
-    try:
-        reply = await sync_to_async(chat_model().complete, thread_sensitive=False, executor=model_threads)(turn.context)
-    except ModelError as error:
-        raise ApiError.from_model_error(error, session=turn.session) from error
-    return await sync_to_async(finish_turn)(turn=turn, reply=reply)
-
-
-def stream_turn(*, turn: Turn, emit: Callable[[str, object], None]) -> None:
-    """Run a prepared turn to the end, emitting ("delta", text), then ("done", result)
-    or ("error", ApiError).
-
-    Meant for a thread of its own: it keeps going, and stores the turn, even when the
-    client that asked has gone away, so the conversation is whole when it comes back.
-    """
-    try:
-        reply = chat_model().stream(turn.context, on_delta=lambda text: emit("delta", text))
-        emit("done", finish_turn(turn=turn, reply=reply))
-    except ModelError as error:
-        emit("error", ApiError.from_model_error(error, session=turn.session))
-    except ApiError as error:
-        emit("error", error)
-    except Exception:
-        logger.exception("Streamed turn failed in session %s", turn.session.short_id)
-        emit("error", ApiError.internal())
-    finally:
-        # Connections belong to threads: this one's would outlive the thread, or never
-        # go back to the pool.
-        connections.close_all()

@@ -1,8 +1,11 @@
 """Every API error leaves as ``{"success": false, "error": {"code", "message"}}``.
 
-Views raise ``ApiError`` (or let DRF raise its own exceptions); the exception handler
-below is the one place that turns either into a response. ``retryable`` tells a client
-that sending the same request again may succeed (the model was down or slow).
+This module is the one place where an error becomes HTTP. Services raise the domain's
+errors (``conversations.exceptions``, ``conversations.llm.ModelError``) and
+``api_error_for`` maps each to a status, a body and headers; a stream sends the same
+body as its ``error`` event. Views may raise ``ApiError`` for what only the edge knows
+(a role the caller may not write, a rate limit). ``retryable`` tells a client that
+sending the same request again may succeed.
 """
 
 from __future__ import annotations
@@ -10,11 +13,17 @@ from __future__ import annotations
 import json
 import logging
 
+from django.conf import settings
+from django.db import OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from conversations.exceptions import Busy, ClientMessageIdReused, ConversationError, MessageTooLong, SessionNotFound
+from conversations.llm import ModelError, ModelFailure
 
 # Django's own logger for failed requests, so a bug answered here is logged (and mailed
 # to ADMINS, where configured) exactly like one Django answered itself.
@@ -29,6 +38,7 @@ class ApiError(Exception):
         message: str,
         *,
         retryable: bool = False,
+        retry_after: int | None = None,
         extra: dict | None = None,
         headers: dict | None = None,
     ):
@@ -37,33 +47,67 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after
         self.extra = extra or {}
         self.headers = headers or {}
 
     @classmethod
     def session_not_found(cls) -> ApiError:
-        # One body for unknown, expired, malformed and foreign ids: no oracle.
-        return cls(404, "session_not_found", "No such session, or it has expired.")
+        return api_error_for(SessionNotFound())
 
     @classmethod
     def internal(cls) -> ApiError:
         return cls(500, "internal_error", "Something went wrong on our side.", retryable=True)
 
-    @classmethod
-    def from_model_error(cls, error, *, session) -> ApiError:
-        return cls(
-            error.status,
-            error.code,
-            f"{error.message} Nothing was saved; the request can be retried.",
-            retryable=True,
-            extra={"session_id": session.public_id},
-        )
-
     def body(self) -> dict:
         error = {"code": self.code, "message": self.message}
         if self.retryable:
             error["retryable"] = True
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
         return {"success": False, "error": error, **self.extra}
+
+
+def api_error_for(error: BaseException, *, session_id: str | None = None) -> ApiError:
+    """The response for a domain error; ``session_id`` names the session a retry goes to."""
+    if isinstance(error, OperationalError) and isinstance(error.__cause__, PoolTimeout):
+        error = Busy(retry_after=settings.CHATBOT_BUSY_RETRY_AFTER)  # no connection free in time
+    resumable = {"session_id": session_id} if session_id else {}
+    if isinstance(error, SessionNotFound):
+        # One body for unknown, expired, malformed and foreign ids: no oracle.
+        return ApiError(404, "session_not_found", error.message)
+    if isinstance(error, ClientMessageIdReused):
+        return ApiError(409, "client_message_id_reused", error.message)
+    if isinstance(error, MessageTooLong):
+        return ApiError(413, "message_too_long", error.message)
+    if isinstance(error, Busy):
+        return ApiError(
+            503,
+            "busy",
+            error.message,
+            retryable=True,
+            retry_after=error.retry_after,
+            extra={"session_id": error.session_id or session_id} if (error.session_id or session_id) else {},
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    if isinstance(error, ModelError):
+        return ApiError(
+            504 if error.kind == ModelFailure.TIMEOUT else 502,
+            error.kind.value,
+            f"{error.message} Nothing was saved; the request can be retried.",
+            retryable=error.retryable,
+            extra=resumable,
+        )
+    if isinstance(error, ConversationError):
+        return ApiError(400, "invalid", error.message)
+    return ApiError.internal()
+
+
+def is_domain_error(error: BaseException) -> bool:
+    """Whether ``error`` is an expected failure rather than a bug of ours."""
+    if isinstance(error, OperationalError):
+        return isinstance(error.__cause__, PoolTimeout)
+    return isinstance(error, ConversationError | ModelError | ApiError)
 
 
 def error_body(code: str, message: str) -> dict:
@@ -74,6 +118,9 @@ def api_exception_handler(exc, context):
     """DRF's exception handler, reshaped into our error body."""
     if isinstance(exc, ApiError):
         return Response(exc.body(), status=exc.status_code, headers=exc.headers)
+    if is_domain_error(exc):
+        error = api_error_for(exc)
+        return Response(error.body(), status=error.status_code, headers=error.headers)
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug. Answered here rather than by handler500 so that an API client gets JSON

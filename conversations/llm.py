@@ -1,42 +1,59 @@
 """The one seam through which every call to a language model passes.
 
-Contract of a ``ChatModel``:
+A model backend is a class named by the dotted path in ``CHATBOT_MODEL_BACKEND`` (as
+``SESSION_ENGINE`` names a session backend), built once per process by
+``chat_model()``. Its contract, which ``tests/test_model_backends.py`` runs against
+every backend:
 
-* ``complete(messages)`` returns a whole ``Reply``; ``stream(messages, on_delta)`` calls
-  ``on_delta`` with each piece of text as it arrives and returns the whole ``Reply``.
+* ``async complete(messages) -> Reply`` answers whole; ``async stream(messages,
+  on_delta) -> Reply`` calls ``on_delta(text)`` with each piece as it arrives, then
+  returns the whole ``Reply``. Both are awaited on the event loop and hold no thread
+  while they wait.
 * Both either return a complete reply or raise ``ModelError``: a reply that is empty,
-  malformed or cut off mid-stream is an error, never a partial answer. Callers can
-  therefore write a turn only after the model returned, and write nothing if it raised.
-* Neither touches the database, so nothing here may run inside a transaction.
-
-``chat_model()`` picks the implementation from settings: the OpenAI SDK (talking to
-OpenAI or any compatible server) when ``OPENAI_API_KEY`` is set, the offline responder
-otherwise.
+  malformed or cut off mid-stream is an error, never a partial answer, so a caller
+  stores a turn only after the model returned and nothing when it raised.
+* An exception raised by ``on_delta`` (the caller's own code) propagates unchanged:
+  it is a bug on our side, never relabelled as the model's failure.
+* Neither touches the database, so nothing here runs inside a transaction.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import httpx
 import openai
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
 
-class ModelError(Exception):
-    """The model gave no usable reply. ``status`` is what our client should see."""
+class ModelFailure(StrEnum):
+    """How a model call failed. Every kind is worth retrying: none is the visitor's fault."""
 
-    def __init__(self, message: str, *, code: str = "upstream_error", status: int = 502):
+    UNAVAILABLE = "upstream_unavailable"  # refused or unreachable
+    TIMEOUT = "upstream_timeout"  # no answer, or a stall, past the timeout
+    RATE_LIMITED = "upstream_rate_limited"
+    ERROR = "upstream_error"  # an HTTP error status
+    MALFORMED = "upstream_malformed"  # a reply that could not be read, or had no text
+    INCOMPLETE = "upstream_incomplete"  # cut off before it finished
+
+
+class ModelError(Exception):
+    """The model gave no usable reply; nothing of it may be stored."""
+
+    def __init__(self, message: str, *, kind: ModelFailure = ModelFailure.ERROR, retryable: bool = True):
         super().__init__(message)
         self.message = message
-        self.code = code
-        self.status = status
+        self.kind = kind
+        self.retryable = retryable
 
 
 @dataclass
@@ -48,12 +65,18 @@ class Reply:
 
 
 class ChatModel:
+    """Base class of model backends; see the module docstring for the contract."""
+
     provider = ""
 
-    def complete(self, messages: list[dict]) -> Reply:
+    @classmethod
+    def from_settings(cls) -> ChatModel:
+        return cls()
+
+    async def complete(self, messages: list[dict]) -> Reply:
         raise NotImplementedError
 
-    def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
         raise NotImplementedError
 
 
@@ -67,7 +90,17 @@ class OfflineChatModel(ChatModel):
     provider = "offline"
     model = "offline-responder"
 
-    def complete(self, messages: list[dict]) -> Reply:
+    async def complete(self, messages: list[dict]) -> Reply:
+        return self._reply(messages)
+
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
+        reply = self._reply(messages)
+        words = reply.text.split(" ")
+        for index, word in enumerate(words):
+            on_delta(word if index == len(words) - 1 else word + " ")
+        return reply
+
+    def _reply(self, messages: list[dict]) -> Reply:
         started = time.perf_counter()
         earlier = sum(1 for m in messages[:-1] if m["role"] in ("user", "assistant"))
         query = messages[-1]["content"] if messages else ""
@@ -88,39 +121,61 @@ class OfflineChatModel(ChatModel):
             },
         )
 
-    def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
-        reply = self.complete(messages)
-        words = reply.text.split(" ")
-        for index, word in enumerate(words):
-            on_delta(word if index == len(words) - 1 else word + " ")
-        return reply
-
 
 class OpenAIChatModel(ChatModel):
-    """Chat Completions through the official SDK, for OpenAI or a compatible server."""
+    """Chat Completions through the official async SDK, for OpenAI or a compatible server.
+
+    httpx binds its connection pool to the event loop that first uses it, so each loop
+    (one per server process; the development server's one background loop) gets its own
+    client, sized for thousands of concurrent streams.
+    """
 
     provider = "openai"
 
     def __init__(self, *, api_key: str, base_url: str, model: str, timeout: float, max_retries: int):
         self.model = model
-        self.client = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url or None,
-            timeout=timeout,
-            max_retries=max_retries,
+        self._client_options = {
+            "api_key": api_key,
+            "base_url": base_url or None,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def from_settings(cls) -> OpenAIChatModel:
+        return cls(
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.CHAT_MODEL,
+            timeout=settings.OPENAI_TIMEOUT,
+            max_retries=settings.OPENAI_MAX_RETRIES,
         )
 
-    def complete(self, messages: list[dict]) -> Reply:
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=settings.CHATBOT_MAX_TURNS_IN_FLIGHT,
+                max_keepalive_connections=min(settings.CHATBOT_MAX_TURNS_IN_FLIGHT, 100),
+            )
+            http_client = openai.DefaultAsyncHttpxClient(limits=limits)
+            client = self._clients[loop] = openai.AsyncOpenAI(**self._client_options, http_client=http_client)
+        return client
+
+    async def complete(self, messages: list[dict]) -> Reply:
         started = time.perf_counter()
         with translated_errors():
-            completion = self.client.chat.completions.create(
+            completion = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 max_tokens=settings.CHATBOT_REPLY_MAX_TOKENS,
             )
         choices = getattr(completion, "choices", None)
         if not choices or choices[0].message is None or not choices[0].message.content:
-            raise ModelError("The model's reply had no content.", code="upstream_malformed")
+            raise ModelError("The model's reply had no content.", kind=ModelFailure.MALFORMED)
         return Reply(
             text=choices[0].message.content,
             citations=citations_of(completion),
@@ -132,47 +187,49 @@ class OpenAIChatModel(ChatModel):
             ),
         )
 
-    def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
         started = time.perf_counter()
-        parts: list[str] = []
-        finish_reason = None
-        usage = None
-        model = self.model
-        citations: list = []
-        chunks_read = 0
+        state = _StreamState(model=self.model)
+        # on_delta runs here, outside translated_errors: its exceptions are ours.
+        async for delta in self._deltas(messages, state):
+            on_delta(delta)
+        if not state.chunks_read:  # a 200 whose body was not an event stream at all
+            raise ModelError("The model's reply could not be read.", kind=ModelFailure.MALFORMED)
+        if state.finish_reason is None:
+            raise ModelError("The model's reply was cut off.", kind=ModelFailure.INCOMPLETE)
+        if not state.parts:
+            raise ModelError("The model's reply had no content.", kind=ModelFailure.MALFORMED)
+        return Reply(
+            text="".join(state.parts),
+            citations=state.citations,
+            metadata=self._metadata(
+                model=state.model, usage=state.usage, finish_reason=state.finish_reason, started=started
+            ),
+        )
+
+    async def _deltas(self, messages: list[dict], state: _StreamState) -> AsyncIterator[str]:
         with translated_errors():
-            chunks = self.client.chat.completions.create(
+            chunks = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 max_tokens=settings.CHATBOT_REPLY_MAX_TOKENS,
                 stream=True,
                 stream_options={"include_usage": True},
             )
-            with chunks:
-                for chunk in chunks:
-                    chunks_read += 1
-                    model = getattr(chunk, "model", None) or model
-                    citations = citations_of(chunk) or citations
+            async with chunks:
+                async for chunk in chunks:
+                    state.chunks_read += 1
+                    state.model = getattr(chunk, "model", None) or state.model
+                    state.citations = citations_of(chunk) or state.citations
                     if getattr(chunk, "usage", None):
-                        usage = chunk.usage.model_dump()
+                        state.usage = chunk.usage.model_dump()
                     for choice in chunk.choices or []:
                         delta = choice.delta.content if choice.delta else None
-                        if delta:
-                            parts.append(delta)
-                            on_delta(delta)
                         if choice.finish_reason:
-                            finish_reason = choice.finish_reason
-        if not chunks_read:  # a 200 whose body was not an event stream at all
-            raise ModelError("The model's reply could not be read.", code="upstream_malformed")
-        if finish_reason is None:
-            raise ModelError("The model's reply was cut off.", code="upstream_incomplete")
-        if not parts:
-            raise ModelError("The model's reply had no content.", code="upstream_malformed")
-        return Reply(
-            text="".join(parts),
-            citations=citations,
-            metadata=self._metadata(model=model, usage=usage, finish_reason=finish_reason, started=started),
-        )
+                            state.finish_reason = choice.finish_reason
+                        if delta:
+                            state.parts.append(delta)
+                            yield delta
 
     def _metadata(self, *, model, usage, finish_reason, started) -> dict:
         return {
@@ -184,6 +241,16 @@ class OpenAIChatModel(ChatModel):
         }
 
 
+@dataclass
+class _StreamState:
+    model: str
+    parts: list[str] = field(default_factory=list)
+    chunks_read: int = 0
+    finish_reason: str | None = None
+    usage: dict | None = None
+    citations: list = field(default_factory=list)
+
+
 def citations_of(response) -> list:
     """Citations, for the OpenAI-compatible servers that add them (e.g. Perplexity)."""
     extra = getattr(response, "model_extra", None) or {}
@@ -192,7 +259,11 @@ def citations_of(response) -> list:
 
 
 class translated_errors:  # noqa: N801 - used as a context manager, reads as a phrase
-    """Turn the SDK's exceptions, and a broken response body, into ``ModelError``."""
+    """Turn the SDK's exceptions, and an unreadable response body, into ``ModelError``.
+
+    Only failures that come from the far side are translated; any other exception is a
+    bug of ours and passes through untouched.
+    """
 
     def __enter__(self):
         return self
@@ -201,41 +272,41 @@ class translated_errors:  # noqa: N801 - used as a context manager, reads as a p
         if exc is None or isinstance(exc, ModelError):
             return False
         if isinstance(exc, openai.APITimeoutError):
-            raise ModelError("The model did not answer in time.", code="upstream_timeout", status=504) from exc
+            raise ModelError("The model did not answer in time.", kind=ModelFailure.TIMEOUT) from exc
         if isinstance(exc, openai.APIConnectionError):
-            raise ModelError("The model could not be reached.", code="upstream_unavailable") from exc
+            raise ModelError("The model could not be reached.", kind=ModelFailure.UNAVAILABLE) from exc
         if isinstance(exc, openai.RateLimitError):
-            raise ModelError("The model is rate-limiting us.", code="upstream_rate_limited") from exc
+            raise ModelError("The model is rate-limiting us.", kind=ModelFailure.RATE_LIMITED) from exc
         if isinstance(exc, openai.APIStatusError):
-            raise ModelError(f"The model answered HTTP {exc.status_code}.", code="upstream_error") from exc
+            raise ModelError(f"The model answered HTTP {exc.status_code}.", kind=ModelFailure.ERROR) from exc
         # Mid-stream the SDK has already returned, so the HTTP client's own errors arrive
         # untranslated: a stall past the timeout, or the connection dropping.
         if isinstance(exc, httpx.TimeoutException):
-            raise ModelError("The model stopped answering in time.", code="upstream_timeout", status=504) from exc
+            raise ModelError("The model stopped answering in time.", kind=ModelFailure.TIMEOUT) from exc
         if isinstance(exc, httpx.TransportError):
-            raise ModelError("The model's reply was cut off.", code="upstream_incomplete") from exc
-        if isinstance(exc, Exception):
-            # A response body that is not JSON or a chunk of the wrong shape: whatever
-            # it was, there is no usable reply.
+            raise ModelError("The model's reply was cut off.", kind=ModelFailure.INCOMPLETE) from exc
+        if isinstance(exc, ValueError | openai.APIResponseValidationError):
+            # A body or a chunk that is not JSON (json's errors are ValueErrors).
             logger.warning("Unreadable reply from the model: %r", exc)
-            raise ModelError("The model's reply could not be read.", code="upstream_malformed") from exc
+            raise ModelError("The model's reply could not be read.", kind=ModelFailure.MALFORMED) from exc
         return False
 
 
+_backends: dict[tuple, ChatModel] = {}
+
+
 def chat_model() -> ChatModel:
-    """The configured model; built once per configuration, since SDK clients pool
-    their HTTP connections and are safe to share between threads."""
-    return _chat_model_for(
+    """The configured backend, built once per configuration: SDK clients pool their
+    connections, and the settings only change in tests."""
+    key = (
+        settings.CHATBOT_MODEL_BACKEND,
         settings.OPENAI_API_KEY,
         settings.OPENAI_BASE_URL,
         settings.CHAT_MODEL,
         settings.OPENAI_TIMEOUT,
         settings.OPENAI_MAX_RETRIES,
     )
-
-
-@functools.lru_cache(maxsize=4)
-def _chat_model_for(api_key, base_url, model, timeout, max_retries) -> ChatModel:
-    if not api_key:
-        return OfflineChatModel()
-    return OpenAIChatModel(api_key=api_key, base_url=base_url, model=model, timeout=timeout, max_retries=max_retries)
+    backend = _backends.get(key)
+    if backend is None:
+        backend = _backends[key] = import_string(settings.CHATBOT_MODEL_BACKEND).from_settings()
+    return backend

@@ -229,3 +229,64 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.content[:40]}"
+
+
+class TurnReservationQuerySet(models.QuerySet):
+    def claim(self, *, session: Session, client_message_id: str, query_digest: str) -> bool:
+        """Reserve ``client_message_id`` in ``session`` for one model call; True if ours.
+
+        The insert is one statement that either makes the row or finds one already
+        there, so of any number of concurrent requests, on any number of instances,
+        exactly one wins. A reservation past its expiry belongs to a process that died
+        mid-answer, and is taken over by the same rule (one ``UPDATE`` wins).
+        """
+        now = timezone.now()
+        expires_at = now + timedelta(seconds=settings.CHATBOT_TURN_RESERVATION_SECONDS)
+        adapt = connection.ops.adapt_datetimefield_value
+        table = TurnReservation._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (session_id, client_message_id, query_digest, expires_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (session_id, client_message_id) DO NOTHING RETURNING id",
+                [session.pk, client_message_id, query_digest, adapt(expires_at)],
+            )
+            if cursor.fetchone():
+                return True
+            cursor.execute(
+                f"UPDATE {table} SET expires_at = %s "  # noqa: S608
+                "WHERE session_id = %s AND client_message_id = %s AND query_digest = %s AND expires_at <= %s "
+                "RETURNING id",
+                [adapt(expires_at), session.pk, client_message_id, query_digest, adapt(now)],
+            )
+            return cursor.fetchone() is not None
+
+    def held(self, *, session: Session, client_message_id: str) -> TurnReservation | None:
+        return self.filter(session=session, client_message_id=client_message_id).first()
+
+    def release(self, *, session: Session, client_message_id: str) -> None:
+        self.filter(session=session, client_message_id=client_message_id).delete()
+
+
+class TurnReservation(models.Model):
+    """A turn being answered now, keyed by its client_message_id.
+
+    Exists from the moment a request wins the right to ask the model until the turn is
+    stored (deleted in the same transaction) or has failed (deleted then); duplicates
+    that find it wait for the stored turn instead of asking the model again.
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turn_reservations")
+    client_message_id = models.CharField(max_length=64)
+    # sha256 of the query: a duplicate with other words is a conflict, not a wait.
+    query_digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    objects = TurnReservationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "client_message_id"], name="turn_reservation_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_message_id} in {self.session_id}"

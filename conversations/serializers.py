@@ -14,7 +14,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.errors import ApiError
+from conversations.exceptions import MessageTooLong
 from conversations.models import Channel, Message, Role, Session
 
 
@@ -61,11 +61,7 @@ def check_query_text(value: str) -> str:
     if not value.strip():
         raise serializers.ValidationError("The message is empty.")
     if len(value) > settings.CHATBOT_MAX_QUERY_CHARS:
-        raise ApiError(
-            413,
-            "message_too_long",
-            f"The message is {len(value)} characters; at most {settings.CHATBOT_MAX_QUERY_CHARS} are allowed.",
-        )
+        raise MessageTooLong(length=len(value), limit=settings.CHATBOT_MAX_QUERY_CHARS)
     return value
 
 

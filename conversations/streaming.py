@@ -1,10 +1,12 @@
-"""Server-Sent Events for a turn that runs in a thread of its own.
+"""Responses finished after the view has returned: a turn's Server-Sent Events, and,
+under ASGI, a turn's JSON answer.
 
-The turn (``chat.stream_turn``) runs in a producer thread and pushes events into an
-``EventChannel``; the HTTP response only reads from it. So when the visitor's browser
-goes away mid-answer, only the reading stops: the thread finishes, and the turn is
-stored. The channel can be read by a plain iterator (WSGI, the development server) or
-an async iterator (ASGI), because Django buffers a stream of the wrong kind whole.
+The turn runs in a task of its own (``conversations.inflight``) and pushes its events
+into an ``EventChannel``; a response only reads from it. So when the visitor's browser
+goes away mid-answer, only the reading stops: the task finishes and the turn is stored.
+The channel is read by an async iterator under ASGI and by a plain one under WSGI
+(Django buffers a stream of the wrong kind whole). This is the one module that writes
+the SSE wire format.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import asyncio
 import json
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.utils.encoders import JSONEncoder  # datetimes as DRF writes them
 
 _END = object()
@@ -37,10 +39,12 @@ class EventChannel:
 
     def _deliver(self, item) -> None:
         with self._lock:
-            if self._async_queue is not None:
-                self._loop.call_soon_threadsafe(self._async_queue.put_nowait, item)
-            else:
+            if self._async_queue is None:
                 self._queue.put(item)
+            elif _running_loop() is self._loop:
+                self._async_queue.put_nowait(item)
+            else:
+                self._loop.call_soon_threadsafe(self._async_queue.put_nowait, item)
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
         while (item := self._queue.get()) is not _END:
@@ -58,23 +62,54 @@ class EventChannel:
             yield item
 
 
-def run_in_thread(produce: Callable[[Callable[[str, object], None]], None], *, executor: Executor) -> EventChannel:
-    """Start ``produce(emit)`` on ``executor`` and return the channel it emits into.
-
-    A ThreadPoolExecutor's threads are joined when the interpreter exits, so a server
-    shutting down still waits for the turn to be stored.
-    """
-    channel = EventChannel()
-
-    def target():
-        try:
-            produce(channel.put)
-        finally:
-            channel.close()
-
-    executor.submit(target)
-    return channel
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, cls=JSONEncoder, ensure_ascii=False)}\n\n".encode()
+
+
+def event_stream_response(first: bytes, events, encode: Callable[[str, object], bytes], *, is_async: bool):
+    """``first``, then each of ``events`` encoded, as a ``text/event-stream`` response."""
+    if is_async:
+
+        async def body():
+            yield first
+            async for event, payload in events:
+                yield encode(event, payload)
+    else:
+
+        def body():
+            yield first
+            for event, payload in events:
+                yield encode(event, payload)
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx must not hold the stream back
+    return response
+
+
+class AwaitedResponse(HttpResponse):
+    """A response whose status, body and headers are an awaitable's result.
+
+    The ASGI handler (``chatbot/asgi.py``) awaits ``resolve()`` on the event loop after
+    the middleware has run, just before sending: so the request's thread is free while
+    the answer is awaited, and the middleware's headers still apply.
+    """
+
+    def __init__(self, produce: Callable[[], Awaitable[tuple[int, bytes, dict]]]):
+        super().__init__(content_type="application/json")
+        self._produce = produce
+
+    async def resolve(self) -> None:
+        status, content, headers = await self._produce()
+        self.status_code = status
+        self.content = content
+        self["Content-Length"] = str(len(content))
+        for name, value in headers.items():
+            self[name] = value

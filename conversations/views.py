@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
@@ -16,11 +16,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, ratelimits, streaming
-from conversations.errors import ApiError, error_body
+from conversations import chat, inflight, ratelimits, streaming
+from conversations.errors import ApiError, api_error_for, error_body
+from conversations.exceptions import ConversationError, SessionNotFound
+from conversations.llm import ModelError
 from conversations.models import MessageDraft, Session
 from conversations.permissions import can_write_role
 from conversations.serializers import (
@@ -52,7 +55,7 @@ NOT_FOUND = OpenApiResponse(description="No such session, or it has expired.")
 def readable_session(request, session_id: str) -> Session:
     session = Session.objects.readable_by(session_id, request.user)
     if session is None:
-        raise ApiError.session_not_found()
+        raise SessionNotFound
     return session
 
 
@@ -171,12 +174,13 @@ class JSONEvenForEventStreams(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class ChatView(AsyncAPIView):
+class ChatView(APIView):
     """POST /api/chat — one turn: the query in, the model's answer out, both stored.
 
-    Async, so that waiting on the model never holds a server thread or a database
-    connection; with ``"stream": true`` (or ``Accept: text/event-stream``) the answer
-    arrives as Server-Sent Events.
+    The view only prepares the turn (in the request's thread, with the database) and
+    starts it in a task of its own (``conversations.inflight``); the answer is awaited on
+    the event loop, holding no thread and no database connection. With
+    ``"stream": true`` (or ``Accept: text/event-stream``) it arrives as Server-Sent Events.
     """
 
     content_negotiation_class = JSONEvenForEventStreams
@@ -201,47 +205,101 @@ class ChatView(AsyncAPIView):
                 ),
             ),
             404: NOT_FOUND,
+            409: OpenApiResponse(description="The client_message_id was used for a different message."),
             413: OpenApiResponse(description="The query is too long."),
             502: OpenApiResponse(description="The model failed; nothing was saved; retry."),
+            503: OpenApiResponse(description="Busy: nothing was saved; retry after Retry-After seconds."),
             504: OpenApiResponse(description="The model timed out; nothing was saved; retry."),
         },
     )
-    async def post(self, request):
+    def post(self, request):
         incoming = ChatRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        turn = await sync_to_async(start_limited_turn)(
-            request,
-            session_id=data.get("session_id") or request.query_params.get("session") or None,
-            query=data["query"],
-            channel=data["channel"],
-            client_message_id=data.get("client_message_id"),
-        )
+        session_id = data.get("session_id") or request.query_params.get("session") or None
+        ratelimits.limit_chat_turn(request, session_id=session_id)
+        inflight.admissions.admit()
+        try:
+            turn = chat.prepare_turn(
+                session_id=session_id,
+                user=request.user,
+                query=data["query"],
+                channel=data["channel"],
+                client_message_id=data.get("client_message_id"),
+            )
+        except BaseException:
+            inflight.admissions.release()
+            raise
+        finally:
+            release_connection()
+        is_asgi = isinstance(request._request, ASGIRequest)
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
-            return event_stream(turn, is_async=isinstance(request._request, ASGIRequest))
-        return Response(chat_turn_data(await chat.answer_turn(turn)))
+            return turn_event_stream(turn, is_asgi=is_asgi)
+        if is_asgi:
+            return streaming.AwaitedResponse(awaited_answer(turn, start_turn(turn, loop=inflight.request_loop())))
+        return Response(chat_turn_data(answer_here(turn)))
 
 
-def start_limited_turn(request, *, session_id: str | None, **turn) -> chat.Turn:
-    """The rate limits and the turn's start, in one trip to the database thread."""
-    ratelimits.limit_chat_turn(request, session_id=session_id)
+def release_connection() -> None:
+    """Give this thread's pooled database connection back before the answer is awaited.
+
+    Django returns it only when the request ends; held through a long answer, each
+    waiting visitor would take one of the pool's few connections from everyone else.
+    """
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+def start_turn(turn: chat.Turn, *, loop, on_delta=None) -> asyncio.Future:
+    """Run the rest of the turn on ``loop``, in a task that outlives this request."""
+    answering = (turn.session.pk, turn.client_message_id) if turn.owns_reservation else None
+    coroutine = chat.run_turn(turn, database=inflight.on_database_thread, on_delta=on_delta)
+    return asyncio.run_coroutine_threadsafe(inflight.run_admitted(coroutine, answering=answering), loop)
+
+
+def awaited_answer(turn: chat.Turn, started):
+    async def produce() -> tuple[int, bytes, dict]:
+        try:
+            # Shielded: a visitor who leaves cancels only the waiting, never the turn.
+            result = await asyncio.shield(asyncio.wrap_future(started))
+        except Exception as error:
+            failure = api_error_for(error, session_id=turn.session.public_id)
+            return failure.status_code, JSONRenderer().render(failure.body()), failure.headers
+        return 200, JSONRenderer().render(chat_turn_data(result)), {}
+
+    return produce
+
+
+def answer_here(turn: chat.Turn) -> chat.TurnResult:
+    """The development server's plain turn: its thread waits, so its database work stays
+    on that thread (and on the test's transaction, under the test client)."""
     try:
-        return chat.start_turn(session_id=session_id, user=request.user, **turn)
+        return async_to_sync(chat.run_turn)(turn, database=inflight.on_request_thread)
+    except (ModelError, ConversationError) as error:
+        raise api_error_for(error, session_id=turn.session.public_id) from error
     finally:
-        chat.release_connection()
+        inflight.admissions.release()
 
 
-def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
+def turn_event_stream(turn: chat.Turn, *, is_asgi: bool) -> StreamingHttpResponse:
     """The SSE answer: ``session``, then ``delta``s, then ``done`` (or ``error``)."""
-    if turn.replay:
-        channel = streaming.EventChannel()
-        channel.put("done", turn.replay)
+    channel = streaming.EventChannel()
+    started = start_turn(
+        turn,
+        loop=inflight.request_loop() if is_asgi else inflight.background_loop(),
+        on_delta=lambda text: channel.put("delta", text),
+    )
+
+    def finished(future) -> None:
+        if future.cancelled():
+            channel.put("error", ApiError.internal())
+        elif future.exception() is not None:
+            channel.put("error", api_error_for(future.exception(), session_id=turn.session.public_id))
+        else:
+            channel.put("done", future.result())
         channel.close()
-    else:
-        channel = streaming.run_in_thread(
-            lambda emit: chat.stream_turn(turn=turn, emit=emit), executor=chat.model_threads
-        )
-    first = streaming.sse("session", {"session_id": turn.session.public_id})
+
+    started.add_done_callback(finished)
 
     def encode(event, payload) -> bytes:
         if event == "delta":
@@ -250,23 +308,8 @@ def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
             return streaming.sse("done", chat_turn_data(payload))
         return streaming.sse("error", payload.body())
 
-    if is_async:
-
-        async def body():
-            yield first
-            async for event, payload in channel:
-                yield encode(event, payload)
-    else:
-
-        def body():
-            yield first
-            for event, payload in channel:
-                yield encode(event, payload)
-
-    response = StreamingHttpResponse(body(), content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx must not hold the stream back
-    return response
+    first = streaming.sse("session", {"session_id": turn.session.public_id})
+    return streaming.event_stream_response(first, channel, encode, is_async=is_asgi)
 
 
 def healthz(request):

@@ -16,7 +16,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from bench.server import ProductionServer
-from conversations.llm import _chat_model_for
 from tests.fake_openai import FakeOpenAI
 from tests.servers import RedisServer, asgi_server, collect_static, test_database_url
 
@@ -56,12 +55,12 @@ def fake_llm(fake_openai_server, settings):
     """
     fake_openai_server.reset()
     settings.OPENAI_API_KEY = "sk-test"
+    settings.CHATBOT_MODEL_BACKEND = "conversations.llm.OpenAIChatModel"
     settings.OPENAI_BASE_URL = fake_openai_server.base_url
     settings.CHAT_MODEL = "fake-model"
     settings.OPENAI_TIMEOUT = 1.0
     settings.OPENAI_MAX_RETRIES = 0
-    yield fake_openai_server
-    _chat_model_for.cache_clear()
+    return fake_openai_server
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def test_it_accepts_a_query_exactly_at_the_limit(api, fake_llm, settings):
 
 
 def test_the_offline_responder_answers_without_a_key_and_says_so(api, settings):
-    settings.OPENAI_API_KEY = ""
+    settings.CHATBOT_MODEL_BACKEND = "conversations.llm.OfflineChatModel"
 
     body = chat(api, query="Anyone there?").json()
 
@@ -160,7 +160,7 @@ def test_the_offline_responder_answers_without_a_key_and_says_so(api, settings):
 
 
 def test_the_offline_responder_is_deterministic(api, settings):
-    settings.OPENAI_API_KEY = ""
+    settings.CHATBOT_MODEL_BACKEND = "conversations.llm.OfflineChatModel"
 
     first = chat(api, query="Same words").json()["answer"]
     second = chat(api, query="Same words").json()["answer"]

@@ -200,7 +200,7 @@ def test_postgresql_goes_through_a_pool_with_health_checks_and_a_statement_timeo
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert database["CONN_HEALTH_CHECKS"] is True
     assert database["CONN_MAX_AGE"] == 0  # the pool keeps the connections, not Django
-    assert database["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 10.0}
+    assert database["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 3.0}
     assert database["OPTIONS"]["options"] == "-c statement_timeout=5000"
 
 

@@ -1,0 +1,42 @@
+"""What can go wrong in a conversation, in the domain's words.
+
+Services raise these and know nothing of HTTP; ``conversations.errors`` is the one place
+that turns each into a status code, an error body and a stream's ``error`` event. The
+model seam's own error, ``conversations.llm.ModelError``, is mapped there as well.
+"""
+
+from __future__ import annotations
+
+
+class ConversationError(Exception):
+    message = "The request could not be served."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class SessionNotFound(ConversationError):
+    """Unknown, expired, malformed and someone else's ids alike: no oracle."""
+
+    message = "No such session, or it has expired."
+
+
+class ClientMessageIdReused(ConversationError):
+    message = "This client_message_id was already used for a different message."
+
+
+class MessageTooLong(ConversationError):
+    def __init__(self, *, length: int, limit: int):
+        super().__init__(f"The message is {length} characters; at most {limit} are allowed.")
+
+
+class Busy(ConversationError):
+    """This process cannot take another turn now; nothing was written. Retry later."""
+
+    message = "The assistant is busy right now. Nothing was saved; retry in a moment."
+
+    def __init__(self, *, retry_after: int, message: str | None = None, session_id: str | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.session_id = session_id

@@ -1,0 +1,157 @@
+"""Turns in flight in this process: their bound, their tasks, their shutdown.
+
+A turn's answer is awaited in an asyncio task of its own, not in the request that asked
+for it: when the visitor goes away mid-answer only the reading stops, and the turn is
+still stored. Under ASGI that task runs on the server's event loop; under the
+development server (WSGI) on one background loop. At most
+``CHATBOT_MAX_TURNS_IN_FLIGHT`` turns are admitted at once; the next is refused with
+``Busy`` rather than queued where nobody sees it wait. A graceful shutdown waits for the
+tasks still running (``drain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from conversations.errors import is_domain_error
+from conversations.exceptions import Busy
+
+logger = logging.getLogger(__name__)
+
+
+class Admissions:
+    """A count of admitted turns, safe to change from any thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def admit(self) -> None:
+        with self._lock:
+            if self.count >= settings.CHATBOT_MAX_TURNS_IN_FLIGHT:
+                raise Busy(retry_after=settings.CHATBOT_BUSY_RETRY_AFTER)
+            self.count += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+admissions = Admissions()
+
+# The tasks of turns in flight on this process's loops (kept so they are not collected
+# and so shutdown can wait for them), and which task answers which client_message_id.
+tasks: set[asyncio.Task] = set()
+_answering: dict[tuple, asyncio.Task] = {}
+
+# Where the turns' database steps run when no request thread waits for them: a few
+# threads, each with its own connection, which it gives back to the pool after each step.
+database_threads = ThreadPoolExecutor(max_workers=settings.CHATBOT_TURN_DB_THREADS, thread_name_prefix="turn-db")
+
+
+def on_database_thread(function: Callable) -> Callable:
+    def step(**kwargs):
+        try:
+            return function(**kwargs)
+        finally:
+            if getattr(connection, "pool", None) is not None:
+                connection.close()  # back to the pool
+            else:
+                connection.close_if_unusable_or_obsolete()
+
+    return sync_to_async(step, thread_sensitive=False, executor=database_threads)
+
+
+def on_request_thread(function: Callable) -> Callable:
+    """For a turn whose request thread waits for it (the development server's plain
+    turns): its database work stays on that thread and that thread's connection."""
+    return sync_to_async(function, thread_sensitive=True)
+
+
+async def run_admitted(coroutine: Coroutine, *, answering: tuple | None = None):
+    """Await an admitted turn as a task of this loop's (not cancelled with its request);
+    its admission ends with it. ``answering``: the (session, client_message_id) it
+    answers, so that duplicates in this process wait for it."""
+    task = asyncio.current_task()
+    tasks.add(task)
+    if answering:
+        _answering[answering] = task
+    try:
+        return await coroutine
+    except Exception as error:
+        if not is_domain_error(error):
+            # Our bug; logged here because the visitor who would have been told may be gone.
+            logger.exception("A turn failed")
+        raise
+    finally:
+        tasks.discard(task)
+        if answering and _answering.get(answering) is task:
+            del _answering[answering]
+        admissions.release()
+
+
+def request_loop() -> asyncio.AbstractEventLoop:
+    """The ASGI server's event loop, seen from the thread that runs a request's view."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None:
+        raise RuntimeError("Not called from a request served over ASGI")
+    return loop
+
+
+def answering(key: tuple) -> asyncio.Task | None:
+    """The task on this loop that is answering ``key`` (session, client_message_id)."""
+    task = _answering.get(key)
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        return None
+    return task
+
+
+async def answer_once(key: tuple, coroutine: Coroutine):
+    """Await ``coroutine`` as the answer to ``key``, so local duplicates wait for it."""
+    _answering[key] = asyncio.current_task()
+    try:
+        return await coroutine
+    finally:
+        if _answering.get(key) is asyncio.current_task():
+            del _answering[key]
+
+
+async def drain(timeout: float) -> None:
+    """Wait, at most ``timeout`` seconds, for the turns in flight on this loop."""
+    pending = [task for task in tasks if task.get_loop() is asyncio.get_running_loop()]
+    if not pending:
+        return
+    logger.info("Waiting for %d turn(s) in flight before shutting down", len(pending))
+    _, still_running = await asyncio.wait(pending, timeout=timeout)
+    if still_running:
+        logger.warning("%d turn(s) still in flight at shutdown were abandoned", len(still_running))
+
+
+# --- The development server's loop ------------------------------------------------------
+_background: asyncio.AbstractEventLoop | None = None
+_background_lock = threading.Lock()
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """One event loop in a thread of its own, for streamed turns under WSGI."""
+    global _background
+    with _background_lock:
+        if _background is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="turns", daemon=True).start()
+            atexit.register(_drain_background, loop)
+            _background = loop
+    return _background
+
+
+def _drain_background(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.run_coroutine_threadsafe(drain(settings.CHATBOT_SHUTDOWN_GRACE_SECONDS), loop).result()
