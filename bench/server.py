@@ -92,6 +92,10 @@ class ProductionServer:
         self.stop()
         raise RuntimeError(f"the server did not answer /healthz within {timeout:.0f} s; see {self.log_path}")
 
+    def signal(self, number: int) -> None:
+        """Send ``number`` (SIGTERM, SIGKILL…) to the server and its workers."""
+        os.killpg(self.process.pid, number)
+
     def stop(self, *, timeout: float = 35.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

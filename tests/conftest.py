@@ -117,7 +117,8 @@ def production_instances(transactional_db, redis_server, static_root, tmp_path):
     each, on this run's PostgreSQL database, one Redis and one secret key, serving
     collectstatic's files; all stopped after the test.
 
-    ``start(count, **env)`` returns their base URLs. ``transactional_db``: the servers see
+    ``start(count, **env)`` returns their base URLs; ``start.servers`` are the
+    ``ProductionServer`` objects, oldest first. ``transactional_db``: the servers see
     only committed rows, and the test reads theirs. Skipped on SQLite (CI runs the suite
     again on PostgreSQL, where it must pass).
     """
@@ -150,6 +151,7 @@ def production_instances(transactional_db, redis_server, static_root, tmp_path):
             instance.wait_ready(timeout=20)
         return [instance.base_url for instance in instances]
 
+    start.servers = started  # to signal them: SIGTERM, SIGKILL
     yield start
     for instance in started:
         instance.stop(timeout=10)

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # hundreds of connections at once
+
+
 @dataclass
 class Behaviour:
     reply: str = "Hello from the fake model."
@@ -27,6 +32,9 @@ class Behaviour:
     stall_after_chunks: int | None = None  # stop sending mid-stream, connection open
     garbage_after_chunks: int | None = None  # a chunk that is not JSON mid-stream
     garbage: bool = False  # answer 200 with a body that is not a completion
+    # Answer nothing until this many requests are open at once (or 30 s pass): proves a
+    # client holds that many open together, by counting rather than by timing.
+    hold_until_in_flight: int | None = None
     empty: bool = False  # answer a completion with no content
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
 
@@ -38,9 +46,9 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at one time
         self._lock = threading.Lock()
+        self._in_flight_changed = threading.Condition(self._lock)
         self.released = threading.Event()  # ends the stalls of the previous test
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -73,11 +81,22 @@ class FakeOpenAI:
             self.requests.append(body)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.behaviour
+            self._in_flight_changed.notify_all()
+            behaviour = self.behaviour
+            if behaviour.hold_until_in_flight:
+                self._in_flight_changed.wait_for(lambda: self.max_in_flight >= behaviour.hold_until_in_flight, 30)
+            return behaviour
 
     def _done(self) -> None:
         with self._lock:
             self.in_flight -= 1
+            self._in_flight_changed.notify_all()
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
+        """Return once ``count`` requests have arrived (since the last reset)."""
+        with self._lock:
+            if not self._in_flight_changed.wait_for(lambda: len(self.requests) >= count, timeout):
+                raise AssertionError(f"{len(self.requests)} of {count} requests reached the fake model")
 
     def _handler_class(self):
         fake = self
