@@ -149,7 +149,7 @@
     message: error.message || "",
     retryable: !!error.retryable || status === 0 || status === 429 || status >= 500,
     sessionId,
-    retryAfter,
+    retryAfter: retryAfter ?? error.retry_after,
   });
 
   async function failureFrom(response) {
@@ -192,6 +192,7 @@
       if (wait > 0) return `You're sending messages too quickly. Try again in ${wait} seconds.`;
       return problem.message || "You're sending messages too quickly. Try again in a moment.";
     }
+    if (problem.code === "busy") return `Busy, retrying in ${problem.wait} s…`;
     if (problem.status >= 500) return "The assistant couldn't answer just now. Try again.";
     return problem.message || "Your message couldn't be sent.";
   }
@@ -430,6 +431,7 @@
         this.setSession(null);
         return this.attempt(turn);
       }
+      if (problem.code === "busy") return this.retrySoon(turn, problem);
       this.setBusy(false);
       if (problem.retryable) return this.showError(describe(problem), () => this.attempt(turn), turn.node);
       // The server will never take this message as it is: give the text back to edit.
@@ -437,6 +439,21 @@
       if (!this.input.value) this.input.value = turn.text;
       this.autosize();
       this.showError(describe(problem));
+    }
+
+    // The server is at its limit and said when to come back: the same turn (so the same
+    // client_message_id) goes again by itself then, or at once from the Retry button.
+    retrySoon(turn, problem) {
+      const epoch = this.epoch;
+      problem.wait = Math.max(1, parseInt(problem.retryAfter, 10) || 2);
+      const again = () => {
+        clearTimeout(timer);
+        if (epoch !== this.epoch || !turn.node.isConnected) return;
+        this.clearError();
+        this.attempt(turn);
+      };
+      const timer = setTimeout(again, problem.wait * 1000);
+      this.showError(describe(problem), again, turn.node);
     }
 
     clearError() {
