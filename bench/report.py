@@ -167,6 +167,16 @@ def markdown(results: dict) -> str:
         t["streaming"],
     )
 
+    visitors = (
+        [
+            "",
+            "Item 7, visitors waiting at once (one worker; medians over repeats):",
+            "",
+            visitors_markdown(results["visitors"]),
+        ]
+        if results.get("visitors")
+        else []
+    )
     lines = [
         f"Run {results['started_at']} ({results['mode']}, {results['duration_s']} s). "
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {v['python']}, "
@@ -186,6 +196,75 @@ def markdown(results: dict) -> str:
         "| # | measure | result | target | |",
         "|---|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows),
+        *visitors,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = sorted(run[key] for run in runs if run.get(key) is not None)
+    return values[len(values) // 2] if values else None
+
+
+def visitors_targets(visitors: dict) -> dict[str, bool | None]:
+    sizes = visitors["sizes"]
+    thousand = _at(sizes, 1_000) if "1000" in sizes or 1_000 in sizes else None
+    most = _at(sizes, 3_000) if "3000" in sizes or 3_000 in sizes else None
+    out: dict[str, bool | None] = {"all_done": None, "makespan": None, "first_p99": None, "rss": None, "refused": None}
+    if thousand:
+        ours, relay = thousand["ours"], thousand["relay"]
+        out["all_done"] = all(r["completed"] == r["visitors"] == r["turns_stored"] for r in ours)
+        out["makespan"] = _median(ours, "makespan_s") <= 1.25 * _median(relay, "makespan_s")
+        out["first_p99"] = _median(ours, "first_delta_p99_ms") <= 1.25 * _median(relay, "first_delta_p99_ms")
+        out["rss"] = _median(ours, "rss_per_answer_kib") <= 100
+    if most:
+        runs = most["ours"]
+        out["refused"] = all(
+            r["failed"] == 0
+            and r["half_written"] == 0
+            and r["turns_stored"] == r["completed"]
+            and (r["refused"] == 0 or r["refused_p99_ms"] <= 100)
+            for r in runs
+        )
+    return out
+
+
+def visitors_markdown(visitors: dict) -> str:
+    """Item 7's table: each size, ours against the bare relay (medians over repeats)."""
+    t = visitors_targets(visitors)
+
+    def cell(runs, key, unit="", digits=1):
+        value = _median(runs, key)
+        return "—" if value is None else f"{_n(value, digits)}{unit}"
+
+    lines = [
+        "| visitors at once | server | completed | refused (503) | makespan | first delta p50 / p99 "
+        "| refused in, p99 | turns stored | half-written | peak RSS | RSS per answer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, runs in visitors["sizes"].items():
+        for name in ("relay", "ours"):
+            r = runs[name]
+            stored = cell(r, "turns_stored", digits=0) if name == "ours" else "—"
+            half = cell(r, "half_written", digits=0) if name == "ours" else "—"
+            lines.append(
+                f"| {int(size):,} | {'bare relay' if name == 'relay' else 'this project'} "
+                f"| {cell(r, 'completed', digits=0)} | {cell(r, 'refused', digits=0)} "
+                f"| {cell(r, 'makespan_s', ' s', 2)} "
+                f"| {cell(r, 'first_delta_p50_ms', ' ms')} / {cell(r, 'first_delta_p99_ms', ' ms')} "
+                f"| {cell(r, 'refused_p99_ms', ' ms')} | {stored} | {half} "
+                f"| {cell(r, 'rss_peak_mib', ' MiB')} | {cell(r, 'rss_per_answer_kib', ' KiB')} |"
+            )
+    lines += [
+        "",
+        "| target | |",
+        "|---|---|",
+        f"| 1,000 at once: all complete and stored | {_mark(t['all_done'])} |",
+        f"| 1,000 at once: makespan ≤ 1.25 × the relay's | {_mark(t['makespan'])} |",
+        f"| 1,000 at once: first-delta p99 ≤ 1.25 × the relay's | {_mark(t['first_p99'])} |",
+        f"| 1,000 at once: ≤ 100 KiB RSS per answer in flight | {_mark(t['rss'])} |",
+        f"| 3,000 at once: nothing lost or half-written, the excess refused within 100 ms | {_mark(t['refused'])} |",
         "",
     ]
     return "\n".join(lines)

@@ -404,6 +404,14 @@ def streaming_overhead(cfg: Config, env_for, log_path: Path) -> dict:
     return out
 
 
+def visitors_at_once(cfg: Config, env_for, database_url: str) -> dict:
+    """Item 7: thousands of streamed answers in flight on one worker, and the bare relay."""
+    from bench import visitors
+
+    sizes = visitors.SIZES if cfg.repeats > 1 else (100, 1_000)
+    return visitors.measure(env_for, repeats=cfg.repeats, sizes=sizes, log=log, raw=RAW, database_url=database_url)
+
+
 # --- The run --------------------------------------------------------------------------
 
 
@@ -422,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         "--admin-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
+    parser.add_argument(
+        "--only", choices=["visitors"], help="only this section (results go to raw/<section>.{json,md})"
+    )
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config.full()
     RAW.mkdir(parents=True, exist_ok=True)
@@ -458,6 +469,24 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from bench import seed
+
+    if args.only == "visitors":
+        results = {
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+            "mode": "quick" if args.quick else "full",
+            "machine": machine(),
+            "versions": versions(database_url, redis_client),
+            "load_average_at_start": round(load_average(), 2),
+            "visitors": visitors_at_once(cfg, env_for, database_url),
+            "load_average_at_end": round(load_average(), 2),
+            "duration_s": round(time.time() - started, 1),
+        }
+        target = RAW / "visitors"
+        target.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        markdown = report.visitors_markdown(results["visitors"])
+        target.with_suffix(".md").write_text(markdown)
+        print(markdown)
+        return 0
 
     log("seeding histories")
     turn_sessions = seed.create_sessions(cfg.turn_sessions, 50, label="turns")
@@ -511,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         results["widget"] = widget_weight(server, host_port, Path(settings.STATIC_ROOT), args.skip_browser)
     log("streaming overhead")
     results["streaming"] = streaming_overhead(cfg, env_for, RAW / "server-streaming.log")
+    results["visitors"] = visitors_at_once(cfg, env_for, database_url)
     results["load_average_at_end"] = round(load_average(), 2)
     results["duration_s"] = round(time.time() - started, 1)
     redis_client.flushdb()

@@ -8,7 +8,7 @@ makes Django adapt once: the whole stack runs in the request's own thread (under
 every request has one, for its synchronous work, whether or not this is installed), and
 the async chat view is entered from there. While a turn waits on the model that thread
 only waits: the view has given its database connection back (``chat.release_connection``)
-and the model is awaited on ``chat.model_threads``.
+and the model is awaited on the event loop (``conversations.inflight``).
 """
 
 from __future__ import annotations
