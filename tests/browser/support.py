@@ -230,14 +230,15 @@ AXE_RUN = """async () => {
 
 def axe_violations(page) -> list[dict]:
     """axe-core's violations on the page as it is now, of every impact; open shadow
-    roots (the widget's) are audited with the rest.
+    roots (the widget's) and frames (/chat framed by a site) are audited with the rest.
 
     The script goes in as an inline <script>, which our pages' Content-Security-Policy
     refuses: open those pages in a context made with ``bypass_csp=True``.
     """
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE))
-    page.evaluate(SETTLE)
+    for frame in page.frames:
+        if not frame.evaluate("() => typeof window.axe === 'object'"):
+            frame.add_script_tag(path=str(AXE))
+        frame.evaluate(SETTLE)
     return page.evaluate(AXE_RUN)
 
 

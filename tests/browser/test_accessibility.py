@@ -71,6 +71,14 @@ def test_the_demo_site_passes_axe_with_the_widget_closed_and_open(new_page, live
     axe(page, "on the demo site, widget open")
 
 
+def test_the_demo_help_centre_that_frames_the_full_page_passes_axe(new_page, live_server, axe):
+    page = new_page(bypass_csp=True)
+    page.goto(f"{live_server.url}/widget/demo/chatbot/")
+    chat = ChatUI(page.frame_locator("iframe[title='Northwind Help chat']"))
+    expect(chat.textbox).to_be_visible()
+    axe(page, "on the demo help centre, /chat framed in it")
+
+
 def test_the_widget_passes_axe_while_answering_after_an_answer_and_with_an_error(
     new_page, live_server, fake_llm, settings, axe
 ):
@@ -119,6 +127,9 @@ def test_the_full_page_passes_axe_with_history_and_earlier_messages_to_load(new_
     expect(page.get_by_text("Conversation continued from widget")).to_be_visible()
     assert len(chat.transcript()) == 4
     axe(page, "on /chat with history and Load earlier messages")
+    page.set_viewport_size(PHONE["viewport"])
+    axe(page, "on /chat with history, on a 390 px phone")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     chat.button("Load earlier messages").click()
     expect(chat.button("Load earlier messages")).to_be_hidden()
@@ -263,11 +274,12 @@ def test_narrow_and_zoomed_screens_scroll_only_vertically_with_every_control_in_
     assert_in_view(full, full.locator("button:visible, textarea"))
 
 
-# Elements that scroll or clip sideways (code blocks scroll by design), and the page itself.
+# Elements that scroll or clip sideways, and the page itself. Not code blocks, which
+# scroll by design, nor text hidden for all but screen readers (1 px wide, clipped).
 SIDEWAYS = """() => {
   const all = (root) => [...root.querySelectorAll("*")].flatMap((n) => [n, ...(n.shadowRoot ? all(n.shadowRoot) : [])]);
   const clipping = all(document)
-    .filter((n) => getComputedStyle(n).overflowX !== "visible" && !n.matches("pre, .cb-sr"));
+    .filter((n) => getComputedStyle(n).overflowX !== "visible" && !n.matches("pre") && n.clientWidth > 1);
   return [document.scrollingElement, ...clipping]
     .filter((n) => n.scrollWidth > n.clientWidth + 1)
     .map((n) => n.tagName.toLowerCase() + (n.className ? "." + n.className : ""));
