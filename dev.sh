@@ -55,6 +55,22 @@ ensure_chromium() {
   echo "dev.sh: /usr/bin/chromium not found (apt-get install chromium); browser tests will be skipped." >&2
 }
 
+# The accessibility tests inject axe-core, pinned in package-lock.json and installed from
+# the npm registry into node_modules/ (never from a CDN), once per version of that file.
+ensure_node_modules() {
+  local stamp
+  if ! command -v npm >/dev/null; then
+    if [ "${CI:-}" = true ]; then fail "npm is missing; CI must run the accessibility tests (apt-get install npm)"; fi
+    echo "dev.sh: npm not found (apt-get install npm); the accessibility tests will be skipped." >&2
+    return 0
+  fi
+  stamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    npm ci --no-audit --no-fund --loglevel=error || fail "npm ci failed (package-lock.json)"
+    touch "$stamp"
+  fi
+}
+
 case "${1:-}" in
   serve)
     ensure_python
@@ -67,6 +83,7 @@ case "${1:-}" in
     ensure_python
     ensure_requirements requirements-dev.txt
     ensure_chromium
+    ensure_node_modules
     exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" "$@"
     ;;
   *)

@@ -92,14 +92,14 @@
     const bubble = h("div", { className: "cb-bubble" });
     if (role === "assistant") bubble.append(renderMarkdown(content));
     else bubble.textContent = content;
-    return h("li", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
+    return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
       h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
       bubble,
     ]);
   }
 
   const typingNode = () =>
-    h("li", { className: "cb-msg cb-msg-assistant cb-typing" }, [
+    h("div", { className: "cb-msg cb-msg-assistant cb-typing" }, [
       h("span", { className: "cb-sr" }, ["Assistant is typing"]),
       h("div", { className: "cb-bubble", ariaHidden: "true" }, [h("i"), h("i"), h("i")]),
     ]);
@@ -462,7 +462,7 @@
 
     showError(message, retry, after) {
       this.clearError();
-      const row = h("li", { className: "cb-error" }, [h("p", { role: "alert" }, [message])]);
+      const row = h("div", { className: "cb-error" }, [h("p", { role: "alert" }, [message])]);
       if (retry) {
         const button = row.appendChild(h("button", { type: "button", className: "cb-retry" }, ["Retry"]));
         button.onclick = () => {

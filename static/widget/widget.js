@@ -77,12 +77,13 @@
     const closeButton = iconButton("cb-close", "Close chat", CLOSE);
     const input = labelled(h("textarea", { className: "cb-input", rows: 1, placeholder: "Type your message…" }), "Message");
     const send = labelled(h("button", { type: "submit", className: "cb-send", title: "Send" }, [icon("M12 19V5M6 11l6-6 6 6")]), "Send");
-    const list = labelled(h("ol", { className: "cb-list" }), "Messages");
+    const list = labelled(h("div", { className: "cb-list" }), "Messages");
     list.setAttribute("role", "log");
     list.setAttribute("aria-live", "polite");
     const panel = labelled(
       h("section", { className: "cb-panel", id: "cb-panel", hidden: true }, [
-        h("header", { className: "cb-head" }, [
+        // Not <header>: a second banner landmark on the host page.
+        h("div", { className: "cb-head" }, [
           h("span", { className: "cb-avatar" }, [icon(CHAT)]),
           h("h2", { className: "cb-title" }, [title]),
           newButton,
@@ -98,6 +99,9 @@
       title,
     );
     panel.setAttribute("role", "dialog");
+    // Below 480 px the panel covers the page: it is modal and keeps the focus.
+    const narrow = matchMedia("(max-width: 480px)");
+    (narrow.onchange = () => panel.setAttribute("aria-modal", narrow.matches))();
     const launcher = labelled(h("button", { type: "button", className: "cb-launcher" }, [icon(CHAT), icon(CLOSE)]), "Open chat");
     launcher.setAttribute("aria-controls", "cb-panel");
     launcher.setAttribute("aria-expanded", "false");
@@ -134,10 +138,11 @@
 
     function close(focusLauncher) {
       if (!isOpen()) return;
+      const hadFocus = panel.contains(root.activeElement);
       panel.hidden = true;
       frame.classList.remove("cb-open");
       launcher.setAttribute("aria-expanded", "false");
-      if (focusLauncher) launcher.focus();
+      if (focusLauncher || hadFocus) launcher.focus();
       emit("close");
     }
 
@@ -145,6 +150,11 @@
     closeButton.onclick = () => close(true);
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") close(true);
+      const [from, to] = event.shiftKey ? [newButton, send] : [send, newButton];
+      if (event.key === "Tab" && narrow.matches && root.activeElement === from) {
+        event.preventDefault();
+        to.focus();
+      }
     });
     newButton.onclick = () => {
       conversation.reset();

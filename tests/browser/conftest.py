@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from tests.browser.support import CustomerSite
+from tests.browser.support import AXE, CustomerSite, assert_no_axe_violations
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 
@@ -66,6 +66,17 @@ def browser(live_server):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def axe():
+    """``axe(page, where)`` fails the test with every axe-core violation on the page.
+    axe-core comes from npm (``./dev.sh test`` runs ``npm ci``), never from a CDN."""
+    if not AXE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{AXE} is missing; CI must run the accessibility tests (./dev.sh test runs npm ci)")
+        pytest.skip(f"{AXE} is missing (npm ci); the accessibility tests need it")
+    return assert_no_axe_violations
 
 
 class Watch:

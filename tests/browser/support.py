@@ -1,5 +1,6 @@
 """Helpers for the browser tests: customer sites on other origins, database calls from
-a test that drives a browser, and where screenshots go."""
+a test that drives a browser, where screenshots go, the keyboard focus, staff in the
+admin, and axe-core's audit."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from django.db import connections
+from django.contrib.auth.models import Permission
+from django.db import connections, transaction
 from playwright.sync_api import expect
+
+from conversations.models import MessageDraft, Session
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+# Installed from the npm registry by ./dev.sh test (package-lock.json pins the version).
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 # A stylesheet that would wreck a widget living in the page's own DOM: it reaches every
@@ -43,6 +49,15 @@ def in_db_thread(call):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(run).result()
+
+
+def session_with_messages(turns: list[tuple[str, str]], *, source: str = "widget") -> Session:
+    """A stored conversation of (role, content) turns, as its channel would have left it.
+    ORM code: call it through ``in_db_thread``."""
+    session = Session.objects.create(source=source)
+    with transaction.atomic():
+        session.append_messages([MessageDraft(role=role, content=text, channel=source) for role, text in turns])
+    return session
 
 
 class CustomerSite:
@@ -149,3 +164,85 @@ class ChatUI:
                 " n.querySelector('.cb-bubble').textContent])"
             )
         ]
+
+
+# --- The keyboard focus ----------------------------------------------------------------
+
+# The accessible name of the focused element, looking into shadow roots.
+FOCUSED = """() => {
+  let node = document.activeElement;
+  while (node && node.shadowRoot && node.shadowRoot.activeElement) node = node.shadowRoot.activeElement;
+  return node && (node.getAttribute("aria-label") || node.textContent.trim());
+}"""
+
+
+def focused_name(page) -> str | None:
+    return page.evaluate(FOCUSED)
+
+
+def tab_to(page, name: str, *, key: str = "Tab", limit: int = 12) -> None:
+    for _ in range(limit):
+        if focused_name(page) == name:
+            return
+        page.keyboard.press(key)
+    raise AssertionError(f"{name!r} never got the focus; last focused: {focused_name(page)!r}")
+
+
+# --- Staff in the admin ------------------------------------------------------------------
+
+STAFF_PASSWORD = "pw-for-tests"
+
+
+def staff_who_reads_transcripts(user_model, username: str = "staff"):
+    """A staff member whose only permission is to read chat sessions."""
+    staff = user_model.objects.create_user(username, password=STAFF_PASSWORD, is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="view_session"))
+    return staff
+
+
+def log_in_to_admin(page, api: str, next_path: str, username: str = "staff") -> None:
+    """Sign in through the admin's own login form and land on ``next_path``."""
+    page.goto(f"{api}/admin/login/?next={next_path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{api}{next_path}")
+
+
+# --- axe-core ----------------------------------------------------------------------------
+
+# Animations that end (the panel sliding in) are waited for, so that colours are not
+# measured half faded in; the typing indicator's endless one is not.
+SETTLE = """async () => {
+  const roots = [document, ...[...document.querySelectorAll("*")].filter((n) => n.shadowRoot).map((n) => n.shadowRoot)];
+  const ending = roots.flatMap((root) => root.getAnimations())
+    .filter((a) => a.effect && a.effect.getComputedTiming().endTime !== Infinity);
+  await Promise.all(ending.map((a) => a.finished.catch(() => null)));
+}"""
+
+AXE_RUN = """async () => {
+  const results = await axe.run(document, { resultTypes: ["violations"] });
+  return results.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(" >>> ")),
+  }));
+}"""
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on the page as it is now, of every impact; open shadow
+    roots (the widget's) and frames (/chat framed by a site) are audited with the rest.
+
+    The script goes in as an inline <script>, which our pages' Content-Security-Policy
+    refuses: open those pages in a context made with ``bypass_csp=True``.
+    """
+    for frame in page.frames:
+        if not frame.evaluate("() => typeof window.axe === 'object'"):
+            frame.add_script_tag(path=str(AXE))
+        frame.evaluate(SETTLE)
+    return page.evaluate(AXE_RUN)
+
+
+def assert_no_axe_violations(page, where: str) -> None:
+    violations = axe_violations(page)
+    report = "\n".join(f"  [{v['impact']}] {v['id']}: {v['help']}\n    at {v['targets']}" for v in violations)
+    assert violations == [], f"axe-core {where}: {len(violations)} rule(s) violated\n{report}"

@@ -5,24 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.support import ChatUI, customer_page, widget_tag
+from tests.browser.support import ChatUI, customer_page, focused_name, tab_to, widget_tag
 
 pytestmark = pytest.mark.browser
-
-# The accessible name of the focused element, looking into shadow roots.
-FOCUSED = """() => {
-  let node = document.activeElement;
-  while (node && node.shadowRoot && node.shadowRoot.activeElement) node = node.shadowRoot.activeElement;
-  return node && (node.getAttribute("aria-label") || node.textContent.trim());
-}"""
-
-
-def tab_to(page, name: str, *, key: str = "Tab", limit: int = 12) -> None:
-    for _ in range(limit):
-        if page.evaluate(FOCUSED) == name:
-            return
-        page.keyboard.press(key)
-    raise AssertionError(f"{name!r} never got the focus; last focused: {page.evaluate(FOCUSED)!r}")
 
 
 def test_the_whole_flow_works_with_the_keyboard_alone(new_page, live_server, customer_site):
@@ -35,7 +20,7 @@ def test_the_whole_flow_works_with_the_keyboard_alone(new_page, live_server, cus
     tab_to(page, "Open chat")
     expect(widget.launcher).to_have_attribute("aria-expanded", "false")
     page.keyboard.press("Enter")
-    assert page.evaluate(FOCUSED) == "Message"
+    assert focused_name(page) == "Message"
     expect(log).to_have_attribute("aria-live", "polite")
     for name in ("New conversation", "Open full page", "Send"):
         expect(widget.button(name)).to_be_visible()
@@ -46,17 +31,17 @@ def test_the_whole_flow_works_with_the_keyboard_alone(new_page, live_server, cus
     page.keyboard.press("Enter")
     widget.wait_for_replies(1)
     assert widget.transcript()[0] == ("user", "Hello\non two lines")
-    assert page.evaluate(FOCUSED) == "Message"
+    assert focused_name(page) == "Message"
     page.keyboard.press("Tab")
-    assert page.evaluate(FOCUSED) == "Send"
+    assert focused_name(page) == "Send"
 
     page.keyboard.press("Escape")
     expect(widget.textbox).to_be_hidden()
-    assert page.evaluate(FOCUSED) == "Open chat"
+    assert focused_name(page) == "Open chat"
     expect(widget.launcher).to_have_attribute("aria-expanded", "false")
 
     page.keyboard.press("Enter")
-    assert page.evaluate(FOCUSED) == "Message"
+    assert focused_name(page) == "Message"
     tab_to(page, "Open full page", key="Shift+Tab")
     with page.context.expect_page() as opened:
         page.keyboard.press("Enter")
@@ -73,6 +58,6 @@ def test_the_whole_flow_works_with_the_keyboard_alone(new_page, live_server, cus
     page.bring_to_front()
     tab_to(page, "New conversation", key="Shift+Tab")
     page.keyboard.press("Enter")
-    assert page.evaluate(FOCUSED) == "Message"
+    assert focused_name(page) == "Message"
     assert widget.transcript() == []
     assert page.evaluate(f"localStorage.getItem('chatbot:session:{api}')") is None
