@@ -6,9 +6,8 @@ async view: about twenty thread switches a request, which the benchmark measured
 most of a request's fixed cost. A synchronous-only middleware at the innermost position
 makes Django adapt once: the whole stack runs in the request's own thread (under ASGI
 every request has one, for its synchronous work, whether or not this is installed), and
-the async chat view is entered from there. While a turn waits on the model that thread
-only waits: the view has given its database connection back (``chat.release_connection``)
-and the model is awaited on the event loop (``conversations.inflight``).
+so do the views, the chat view included: it only prepares a turn and hands the rest to a
+task on the event loop (``conversations.inflight``), so the thread is free at once.
 """
 
 from __future__ import annotations
