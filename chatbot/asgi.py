@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,11 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
-# Idle request threads kept for the next requests; more than this many finished at once
-# are let go. Each costs a stack, and nothing else between requests.
-MAX_IDLE_REQUEST_THREADS = 64
+# Request threads per worker: a burst of requests waits on the event loop for one (a
+# view's synchronous part takes milliseconds) instead of starting a thread each, whose
+# stacks would cost more memory than the answers in flight. All of them are kept idle
+# between requests; each costs a stack, and nothing else.
+MAX_REQUEST_THREADS = 64
 
 _request_thread: contextvars.ContextVar[ThreadLease] = contextvars.ContextVar("request_thread")
 
@@ -25,22 +28,18 @@ class ThreadLease:
         self.handler = handler
         self.thread = handler.idle_threads.pop() if handler.idle_threads else ThreadPoolExecutor(1, "request")
         self.returned = False
-        self.kept = False
+
+    @classmethod
+    async def take(cls, handler: ReusedThreadASGIHandler) -> ThreadLease:
+        await handler.request_threads.acquire()
+        return cls(handler)
 
     def give_back(self) -> None:
-        """Offer the thread to the next request (the view has returned)."""
+        """Hand the thread to the next request (the view has returned)."""
         if not self.returned:
             self.returned = True
-            if len(self.handler.idle_threads) < MAX_IDLE_REQUEST_THREADS:
-                self.handler.idle_threads.append(self.thread)
-                self.kept = True
-
-    def end(self) -> None:
-        """The request is over: a thread nobody kept may stop now, not before, since
-        closing the response still ran on it."""
-        self.give_back()
-        if not self.kept:
-            self.thread.shutdown(wait=False)
+            self.handler.idle_threads.append(self.thread)
+            self.handler.request_threads.release()
 
 
 class ReusedThreadASGIHandler(ASGIHandler):
@@ -54,7 +53,8 @@ class ReusedThreadASGIHandler(ASGIHandler):
     gives it back as soon as its view has returned: a chat turn then waits for its
     answer on the event loop alone (``AwaitedResponse``, or a stream), holding no
     thread. What still runs after that (closing the response) is queued on the thread
-    behind whatever request holds it next, one at a time, as Django requires.
+    behind whatever request holds it next, one call at a time, as Django requires: no
+    request keeps a transaction or a connection open across two calls.
 
     On shutdown (ASGI lifespan) it waits for the turns still in flight, whose visitors
     may have gone, so that they are stored.
@@ -63,20 +63,21 @@ class ReusedThreadASGIHandler(ASGIHandler):
     def __init__(self):
         super().__init__()
         self.idle_threads: list[ThreadPoolExecutor] = []  # touched only on the event loop
+        self.request_threads = asyncio.Semaphore(MAX_REQUEST_THREADS)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             return await self.lifespan(receive, send)
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
-        lease = ThreadLease(self)
+        lease = await ThreadLease.take(self)
         token = _request_thread.set(lease)
         try:
             async with ThreadSensitiveContext(executor=lease.thread):
                 await self.handle(scope, receive, send)
         finally:
             _request_thread.reset(token)
-            lease.end()
+            lease.give_back()
 
     async def run_get_response(self, request):
         response = await super().run_get_response(request)

@@ -1,5 +1,6 @@
-"""The ASGI handler: each request's synchronous code runs on a thread of its own, and
-a finished request's thread serves the next request instead of a new one starting."""
+"""The ASGI handler: each request's synchronous code runs on a thread of its own, a
+finished request's thread serves the next request instead of a new one starting, and a
+burst waits for one of a bounded number of threads."""
 
 from __future__ import annotations
 
@@ -90,13 +91,12 @@ def test_requests_in_flight_at_once_never_share_a_thread():
     assert len(app.idle_threads) == 3
 
 
-def test_it_keeps_no_more_idle_threads_than_its_limit(monkeypatch):
-    global meeting
-    meeting = threading.Barrier(4)
-    monkeypatch.setattr(asgi, "MAX_IDLE_REQUEST_THREADS", 2)
+def test_requests_past_the_thread_limit_wait_for_a_thread_instead_of_starting_one(monkeypatch):
+    monkeypatch.setattr(asgi, "MAX_REQUEST_THREADS", 2)
     app = asgi.ReusedThreadASGIHandler()
 
-    answers = run_at_once(app, ["/meet"] * 4)
+    answers = run_at_once(app, ["/thread"] * 6)
 
-    assert [status for status, _ in answers] == [200] * 4
-    assert len(app.idle_threads) == 2
+    assert [status for status, _ in answers] == [200] * 6
+    assert len({thread for _, thread in answers}) <= 2
+    assert len(app.idle_threads) <= 2
