@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from conversations import inflight
 from conversations.exceptions import ClientMessageIdReused, SessionNotFound
@@ -248,12 +248,10 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
         MessageDraft(role=Role.ASSISTANT, content=reply.text, metadata=metadata, channel=turn.channel),
     ]
     try:
-        # Transaction begins: the session row is locked by append_messages until commit.
-        with transaction.atomic():
-            user_message, assistant_message = turn.session.append_messages(drafts)
-            if turn.owns_reservation:
-                release_reservation(turn=turn)
-        # Transaction ends.
+        # One transaction (one statement on PostgreSQL), which locks the session row.
+        user_message, assistant_message = turn.session.append_turn(
+            drafts, releasing=turn.client_message_id if turn.owns_reservation else None
+        )
     except Session.DoesNotExist:
         raise SessionNotFound from None  # erased while the model was answering
     except IntegrityError:

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from conversations.models import Message, MessageDraft, Role, Session
+from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +308,71 @@ def test_readable_by_answers_none_for_expired_and_foreign_sessions(django_user_m
     assert Session.objects.readable_by(expired.public_id, AnonymousUser()) is None
     assert Session.objects.readable_by(theirs.public_id, stranger) is None
     assert Session.objects.readable_by(theirs.public_id, AnonymousUser()) is None
+
+
+# --- A turn's messages, in one transaction ----------------------------------------------
+
+TURN = [
+    MessageDraft(role=Role.USER, content="Do you ship to Norway?", channel="widget", client_message_id="c-turn-1"),
+    MessageDraft(role=Role.ASSISTANT, content="Yes, in 3–5 days.", metadata={"usage": {"total_tokens": 9}}),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["on its own", "inside a transaction"])
+def test_append_turn_stores_the_pair_and_drops_the_reservation_in_every_way_it_runs(in_transaction):
+    """On PostgreSQL outside a transaction it is one statement; otherwise the ORM path.
+    Both must store the same rows."""
+    session = Session.objects.create()
+    add(session, "earlier")
+    TurnReservation.objects.claim(session=session, client_message_id="c-turn-1", query_digest="d")
+
+    if in_transaction:
+        with transaction.atomic():
+            stored = session.append_turn(TURN, releasing="c-turn-1")
+    else:
+        stored = session.append_turn(TURN, releasing="c-turn-1")
+
+    rows = list(
+        Message.objects.filter(session=session, seq__gt=1).values_list(
+            "id", "seq", "role", "content", "metadata", "channel", "client_message_id", "token_count"
+        )
+    )
+    assert rows == [
+        (stored[0].pk, 2, "user", "Do you ship to Norway?", {}, "widget", "c-turn-1", stored[0].token_count),
+        (
+            stored[1].pk,
+            3,
+            "assistant",
+            "Yes, in 3–5 days.",
+            {"usage": {"total_tokens": 9}},
+            "api",
+            None,
+            stored[1].token_count,
+        ),
+    ]
+    session.refresh_from_db()
+    assert (session.last_seq, session.title) == (3, "earlier")
+    assert not TurnReservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_append_turn_writes_nothing_when_its_client_message_id_is_taken():
+    session = Session.objects.create()
+    session.append_turn(TURN)
+
+    with pytest.raises(IntegrityError):
+        session.append_turn(TURN)
+
+    session.refresh_from_db()
+    assert session.last_seq == 2
+    assert Message.objects.filter(session=session).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_append_turn_on_a_deleted_session_raises_does_not_exist():
+    session = Session.objects.create()
+    Session.objects.filter(pk=session.pk).delete()
+
+    with pytest.raises(Session.DoesNotExist):
+        session.append_turn(TURN)
