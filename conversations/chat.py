@@ -97,15 +97,18 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
     """
     if session_id is None:
         session = Session.objects.create(source=channel, owner=user if user.is_authenticated else None)
+        history = []  # a new session has none to read
     else:
-        session = Session.objects.readable_by(session_id, user)
+        session, history = Session.objects.readable_with_history(
+            session_id, user, limit=settings.CHATBOT_CONTEXT_MAX_MESSAGES
+        )
         if session is None:
             raise SessionNotFound
     turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
     if client_message_id:
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
-        turn.context = context_for(session=session, query=query)
+        turn.context = context_for(session=session, query=query, newest_first=history)
     return turn
 
 
@@ -131,10 +134,11 @@ def reserve(turn: Turn) -> None:
         turn.answered_elsewhere = True
 
 
-def context_for(*, session: Session, query: str) -> list[dict]:
+def context_for(*, session: Session, query: str, newest_first: list[tuple] | None = None) -> list[dict]:
     """The messages the model sees: system prompt, the latest history that fits, query.
 
-    Reads at most CHATBOT_CONTEXT_MAX_MESSAGES rows, newest first, through the
+    ``newest_first``: the session's latest (role, content, token_count), if already read;
+    else at most CHATBOT_CONTEXT_MAX_MESSAGES rows are read, newest first, through the
     (session, seq) index, so the cost does not grow with the session. Whole messages
     are dropped from the oldest end until the rest fits the token budget, which keeps
     room for the system prompt, the query and the reply.
@@ -148,8 +152,10 @@ def context_for(*, session: Session, query: str) -> list[dict]:
     )
     history: list[dict] = []
     if settings.CHATBOT_CONTEXT_MAX_MESSAGES and budget > 0:
-        newest_first = session.messages.latest_first(settings.CHATBOT_CONTEXT_MAX_MESSAGES)
-        for role, content, tokens in newest_first.values_list("role", "content", "token_count"):
+        if newest_first is None:
+            latest = session.messages.latest_first(settings.CHATBOT_CONTEXT_MAX_MESSAGES)
+            newest_first = latest.values_list("role", "content", "token_count")
+        for role, content, tokens in newest_first:
             if tokens > budget:
                 break
             budget -= tokens
