@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
 import logging
+from base64 import b64decode
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
@@ -10,6 +12,8 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -112,10 +116,21 @@ class RecentActivityPagination(CursorPagination):
     page_size = 50
 
     def decode_cursor(self, request):
+        """DRF's decoding, stricter: a cursor we did not write is a 400, not a missing
+        page, and never reaches the query (a position that is not a timestamp, such as
+        base64 of ``p=garbage``, would make the ORM raise a 500)."""
+        encoded = request.query_params.get(self.cursor_query_param)
         try:
-            return super().decode_cursor(request)
-        except NotFound:  # a malformed cursor is a bad request, not a missing page
+            if encoded is not None:
+                b64decode(encoded.encode("ascii"), validate=True)  # DRF's own decoding discards junk
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                position = parse_datetime(cursor.position[:64])
+                if position is None or is_naive(position):
+                    raise ValueError(cursor.position)
+        except (NotFound, ValueError, binascii.Error):
             raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+        return cursor
 
 
 class SessionViewSet(
@@ -147,6 +162,14 @@ class SessionViewSet(
 
     def get_object(self):
         return readable_session(self.request, self.kwargs["session_id"])
+
+    def update(self, request, *args, **kwargs):
+        ratelimits.limit_session_write(request, session_id=kwargs["session_id"])
+        return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        ratelimits.limit_session_write(request, session_id=kwargs["session_id"])
+        return super().destroy(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         ratelimits.limit_session_create(self.request)

@@ -82,3 +82,14 @@ def stream_events(base_url: str, path: str, body: dict) -> list[tuple[str, dict]
         return list(stream)
     finally:
         stream.connection.close()
+
+
+def assert_error(response, status: int, code: str | None = None) -> None:
+    """A Django test-client response is the API's JSON error body with ``status``."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
