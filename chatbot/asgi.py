@@ -9,6 +9,8 @@ import django
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
 
+from conversations.bodylimits import ASGIBodyLimit
+
 # Idle request threads kept for the next requests; more than this many finished at once
 # are let go. Each costs a stack, and nothing else between requests.
 MAX_IDLE_REQUEST_THREADS = 64
@@ -45,4 +47,5 @@ class ReusedThreadASGIHandler(ASGIHandler):
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 django.setup(set_prefix=False)
-application = ReusedThreadASGIHandler()
+# Bodies are limited before Django buffers them (see conversations/bodylimits.py).
+application = ASGIBodyLimit(ReusedThreadASGIHandler())

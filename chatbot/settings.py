@@ -253,6 +253,10 @@ CHATBOT_MAX_QUERY_CHARS = env_int("CHATBOT_MAX_QUERY_CHARS", 4000, minimum=1)
 CHATBOT_MAX_METADATA_BYTES = env_int("CHATBOT_MAX_METADATA_BYTES", 8192, minimum=2)
 CHATBOT_MAX_METADATA_DEPTH = env_int("CHATBOT_MAX_METADATA_DEPTH", 5, minimum=1)
 CHATBOT_MAX_BODY_BYTES = env_int("CHATBOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# The servers refuse a larger body before it arrives (conversations/bodylimits.py), and
+# Django keeps whatever it does read in memory: nothing a client sends reaches the disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CHATBOT_MAX_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = CHATBOT_MAX_BODY_BYTES
 CHATBOT_PAGE_SIZE = env_int("CHATBOT_PAGE_SIZE", 50, minimum=1)
 CHATBOT_PAGE_SIZE_MAX = env_int("CHATBOT_PAGE_SIZE_MAX", 200, minimum=1)
 # The full page /chat: its heading, and the first thing a new conversation shows.

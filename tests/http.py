@@ -1,9 +1,10 @@
-"""Plain HTTP clients for tests that talk to a real server: JSON, and Server-Sent Events."""
+"""Plain HTTP clients for tests that talk to a real server: JSON, Server-Sent Events, raw sockets."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 from collections.abc import Iterator
 from http.client import HTTPMessage
@@ -93,3 +94,46 @@ def assert_error(response, status: int, code: str | None = None) -> None:
     assert body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code
+
+
+class RawConnection:
+    """A bare socket to a server, for requests no HTTP client will send: a declared
+    length the body never reaches, a chunked body sent piece by piece."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0):
+        parts = urlsplit(base_url)
+        self.socket = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        self.sent = 0  # body bytes sent so far
+
+    def send_head(self, method: str, path: str, headers: dict[str, str]) -> None:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+        self.socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def answered(self) -> bool:
+        """Whether the server has started answering (without waiting for it)."""
+        return bool(select.select([self.socket], [], [], 0)[0])
+
+    def send_body(self, data: bytes, *, chunked: bool = False) -> bool:
+        """Send ``data`` (as one chunk, if ``chunked``); False once the server has hung up."""
+        frame = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+        try:
+            self.socket.sendall(frame)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        self.sent += len(data)
+        return True
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        """Read one response: (status, headers with lower-case names, body)."""
+        reader = self.socket.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline().decode("latin-1").strip()) != "":
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = headers.get("content-length")
+        body = reader.read(int(length)) if length is not None else reader.read()  # to the close
+        return status, headers, body
+
+    def close(self) -> None:
+        self.socket.close()
