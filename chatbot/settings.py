@@ -293,20 +293,31 @@ CHATBOT_MODEL_CONCURRENCY = env_int("CHATBOT_MODEL_CONCURRENCY", 64, minimum=1)
 
 # --- Logging ----------------------------------------------------------------------------
 
+# Every logger that writes anywhere is named here, on one handler that redacts session
+# ids (conversations/logs.py). Django's own defaults are not left in place: under DEBUG
+# its "django" logger has a console handler of its own, which printed full ids in every
+# "Not Found: /api/session/<id>/…" line; uvicorn's loggers have theirs.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_session_ids": {"()": "conversations.logs.RedactSessionIds"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "conversations.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_session_ids"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["console"], "propagate": False},
         # Access logs print paths in full, and paths carry session ids: the capability
-        # an anonymous conversation is protected by. Route them through the filter.
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # an anonymous conversation is protected by.
         "django.server": {"handlers": ["console"], "propagate": False},
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
         # The SDK's HTTP client logs every upstream request at INFO.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -27,6 +27,17 @@ def post_json(base_url: str, path: str, body: dict, *, timeout: float = 10.0) ->
         connection.close()
 
 
+def get(base_url: str, path: str, *, timeout: float = 10.0) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (no re-encoding); return (status, body)."""
+    connection = _connection(base_url, timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def get_json(base_url: str, path: str, *, timeout: float = 10.0) -> tuple[int, dict]:
     connection = _connection(base_url, timeout)
     try:
