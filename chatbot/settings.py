@@ -9,6 +9,7 @@ mode on a SQLite file with the offline responder, so it can be tried with no set
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "conversations.middleware.NoStoreConversations",
     "conversations.middleware.SyncStack",  # innermost, see its docstring
 ]
 
@@ -199,6 +201,12 @@ if CHATBOT_PROXY_COUNT:
 # Origins (scheme://host[:port]) that may call the API from a browser, frame /chat and
 # talk to it with postMessage. One allowlist for all three.
 CHATBOT_ALLOWED_ORIGINS = env_list("CHATBOT_ALLOWED_ORIGINS")
+# Hosts (example.com, docs.example.com:8443) that links in assistant messages may go to,
+# besides those of CHATBOT_ALLOWED_ORIGINS; a link anywhere else is shown as text.
+CHATBOT_LINK_HOSTS = [host.lower() for host in env_list("CHATBOT_LINK_HOSTS")]
+for _host in CHATBOT_LINK_HOSTS:
+    if not re.fullmatch(r"[a-z0-9.-]+(:[0-9]{1,5})?", _host):
+        raise ImproperlyConfigured(f"CHATBOT_LINK_HOSTS: {_host!r} is not a host name (no scheme, no path)")
 
 # --- Cross-origin ------------------------------------------------------------------------
 # The widget calls /api/ from customers' sites. Only the allowlisted origins may, and

@@ -11,6 +11,7 @@ urlpatterns = [
     path("session/create", views.SessionCreateView.as_view(), name="guide-session-create"),
     path("session/<str:session_id>/messages", views.SessionMessagesView.as_view(), name="guide-session-messages"),
     path("chat", views.ChatView.as_view(), name="chat"),
+    path("widget/config", views.WidgetConfigView.as_view(), name="widget-config"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import chat, ratelimits, streaming
+from conversations.display import link_hosts
 from conversations.errors import ApiError, error_body
 from conversations.models import MessageDraft, Session
 from conversations.permissions import can_write_role
@@ -39,6 +40,7 @@ from conversations.serializers import (
     SessionCreateSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    WidgetConfigSerializer,
     chat_turn_data,
     message_data,
     message_page_data,
@@ -290,6 +292,18 @@ def event_stream(turn: chat.Turn, *, is_async: bool) -> StreamingHttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx must not hold the stream back
     return response
+
+
+class WidgetConfigView(APIView):
+    """GET /api/widget/config — what the widget needs from the server: where links in
+    replies may go. Cached for a few minutes; an operator's change reaches every widget
+    within them."""
+
+    @extend_schema(responses={200: WidgetConfigSerializer})
+    def get(self, request):
+        response = Response({"success": True, "link_hosts": sorted(link_hosts())})
+        response["Cache-Control"] = "public, max-age=300"
+        return response
 
 
 def healthz(request):
