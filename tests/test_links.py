@@ -81,3 +81,21 @@ def test_the_widget_learns_the_allowlist_from_the_api(api, settings):
     assert response.status_code == 200
     assert response.json() == {"success": True, "link_hosts": ["docs.example.com", "www.example.com"]}
     assert response.has_header("Access-Control-Allow-Origin")  # the widget calls it from customers' sites
+
+
+@pytest.mark.django_db
+def test_a_link_planted_through_the_offline_responders_echo_is_text_on_the_shared_page(api, client, settings):
+    # The probe's row: an attacker's session whose reply echoes a look-alike login link,
+    # then its /chat?session= link sent to a victim.
+    settings.OPENAI_API_KEY = ""
+    settings.CHATBOT_ALLOWED_ORIGINS = ["https://www.example.com"]
+    settings.CHATBOT_LINK_HOSTS = []
+    planted = "[Sign in to continue](https://www.examp1e.com/login)"
+    session_id = api.post("/api/chat", {"query": planted, "channel": "widget"}, format="json").json()["session_id"]
+
+    html = client.get(f"/chat?session={session_id}").content.decode()
+
+    assert "Conversation continued from widget" in html
+    assert "Offline responder" in html  # the assistant's bubble, echoing the link
+    assert "https://www.examp1e.com/login" in html
+    assert 'href="https://www.examp1e.com' not in html
