@@ -14,6 +14,7 @@ from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive
+from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -304,6 +305,14 @@ class WidgetConfigView(APIView):
         response = Response({"success": True, "link_hosts": sorted(link_hosts())})
         response["Cache-Control"] = "public, max-age=300"
         return response
+
+
+def bad_request(request, exception=None):
+    """handler400, for what Django refuses before any view (a Host not in ALLOWED_HOSTS,
+    a request it cannot decode): JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return defaults.bad_request(request, exception)
 
 
 def healthz(request):

@@ -134,3 +134,9 @@ def test_validation_errors_name_the_field(client):
 def test_unknown_api_paths_and_methods_answer_json(client):
     assert_error(client.get("/api/nothing-here"), 404, "not_found")
     assert_error(client.get("/api/chat"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1@evil.example", "bad host"])
+def test_a_request_django_refuses_before_any_view_is_a_json_400_under_the_api(client, host):
+    assert_error(client.get("/api/sessions/", HTTP_HOST=host), 400, "bad_request")
+    assert client.get("/chat", HTTP_HOST=host).status_code == 400  # pages keep Django's own page
