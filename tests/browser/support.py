@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from django.contrib.auth.models import Permission
 from django.db import connections
 from playwright.sync_api import expect
 
@@ -43,6 +44,21 @@ def in_db_thread(call):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(run).result()
+
+
+def staff_who_reads_transcripts(user_model) -> None:
+    """A staff member ("staff", "pw-for-tests") who may view chat sessions, nothing more.
+    Call through ``in_db_thread``."""
+    staff = user_model.objects.create_user("staff", password="pw-for-tests", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="view_session"))
+
+
+def sign_in_as_staff(page, api_base: str, next_path: str) -> None:
+    """Log ``page`` in to the admin as ``staff_who_reads_transcripts`` and go to ``next_path``."""
+    page.goto(f"{api_base}/admin/login/?next={next_path}")
+    page.get_by_label("Username").fill("staff")
+    page.get_by_label("Password").fill("pw-for-tests")
+    page.get_by_role("button", name="Log in").click()
 
 
 class CustomerSite:

@@ -6,11 +6,17 @@ bidirectional controls cannot reorder what any of them shows."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from conversations.models import Session
-from tests.browser.support import ChatUI, customer_page, in_db_thread, widget_tag
+from tests.browser.support import (
+    ChatUI,
+    customer_page,
+    in_db_thread,
+    sign_in_as_staff,
+    staff_who_reads_transcripts,
+    widget_tag,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -61,10 +67,7 @@ def test_only_links_to_allowlisted_hosts_are_clickable_in_widget_page_and_admin(
     session_pk = in_db_thread(lambda: Session.objects.get(public_id=session_id).pk)
     in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
     admin = new_page()
-    admin.goto(f"{api}/admin/login/?next=/admin/conversations/session/{session_pk}/change/")
-    admin.get_by_label("Username").fill("staff")
-    admin.get_by_label("Password").fill("pw-for-tests")
-    admin.get_by_role("button", name="Log in").click()
+    sign_in_as_staff(admin, api, f"/admin/conversations/session/{session_pk}/change/")
     transcript = admin.get_by_label("Transcript")
     expect(transcript).to_contain_text(f"[log in again]({stranger}/login)")
     assert transcript.locator("a").count() == 0
@@ -106,10 +109,7 @@ def test_bidirectional_controls_cannot_reorder_messages_anywhere(
     in_db_thread(lambda: Session.objects.filter(pk=session_pk).update(title="Refund \u202edecnalac\u202c"))
     in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
     admin = new_page()
-    admin.goto(f"{api}/admin/login/?next=/admin/conversations/session/")
-    admin.get_by_label("Username").fill("staff")
-    admin.get_by_label("Password").fill("pw-for-tests")
-    admin.get_by_role("button", name="Log in").click()
+    sign_in_as_staff(admin, api, "/admin/conversations/session/")
     expect(admin.locator("#result_list")).to_contain_text("Refund decnalac")
     admin.goto(f"{api}/admin/conversations/session/{session_pk}/change/")
     transcript = admin.get_by_label("Transcript").text_content()
@@ -117,8 +117,3 @@ def test_bidirectional_controls_cannot_reorder_messages_anywhere(
     for character in "\u202e\u202c\u200b\u2066\u2069":
         assert character not in transcript
         assert character not in admin.locator("#result_list, #content h2, .breadcrumbs").all_text_contents()
-
-
-def staff_who_reads_transcripts(user_model):
-    staff = user_model.objects.create_user("staff", password="pw-for-tests", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="view_session"))

@@ -4,11 +4,17 @@ in the widget, on the full page and in the admin transcript. Nothing runs."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from conversations.models import Session
-from tests.browser.support import ChatUI, customer_page, in_db_thread, widget_tag
+from tests.browser.support import (
+    ChatUI,
+    customer_page,
+    in_db_thread,
+    sign_in_as_staff,
+    staff_who_reads_transcripts,
+    widget_tag,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +29,6 @@ DANGEROUS = "img, script:not([src]), a[href^='javascript' i], [onerror], iframe"
 def dangerous_elements(page) -> int:
     """How many such elements exist in the page's conversation, shadow root included."""
     return page.locator(f".cb-list :is({DANGEROUS})").count()
-
-
-def staff_who_reads_transcripts(user_model):
-    staff = user_model.objects.create_user("staff", password="pw-for-tests", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="view_session"))
 
 
 def test_html_and_script_in_messages_stay_inert_everywhere(
@@ -54,10 +55,7 @@ def test_html_and_script_in_messages_stay_inert_everywhere(
     session_pk = in_db_thread(lambda: Session.objects.get(public_id=session_id).pk)
     in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
     admin = new_page()
-    admin.goto(f"{api}/admin/login/?next=/admin/conversations/session/{session_pk}/change/")
-    admin.get_by_label("Username").fill("staff")
-    admin.get_by_label("Password").fill("pw-for-tests")
-    admin.get_by_role("button", name="Log in").click()
+    sign_in_as_staff(admin, api, f"/admin/conversations/session/{session_pk}/change/")
     transcript = admin.get_by_label("Transcript")
     expect(transcript).to_contain_text(PAYLOAD)
     assert transcript.locator(DANGEROUS).count() == 0
