@@ -12,6 +12,8 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from conversations.bodylimits import ASGIBodyLimit
+
 # Request threads per worker: a burst of requests waits on the event loop for one (a
 # view's synchronous part takes milliseconds) instead of starting a thread each, whose
 # stacks would cost more memory than the answers in flight. All of them are kept idle
@@ -106,4 +108,5 @@ class ReusedThreadASGIHandler(ASGIHandler):
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 django.setup(set_prefix=False)
-application = ReusedThreadASGIHandler()
+# Bodies are limited before Django buffers them (see conversations/bodylimits.py).
+application = ASGIBodyLimit(ReusedThreadASGIHandler())

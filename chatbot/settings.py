@@ -9,6 +9,7 @@ mode on a SQLite file with the offline responder, so it can be tried with no set
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "conversations.middleware.NoStoreConversations",
     "conversations.middleware.SyncStack",  # innermost, see its docstring
 ]
 
@@ -199,6 +201,12 @@ if CHATBOT_PROXY_COUNT:
 # Origins (scheme://host[:port]) that may call the API from a browser, frame /chat and
 # talk to it with postMessage. One allowlist for all three.
 CHATBOT_ALLOWED_ORIGINS = env_list("CHATBOT_ALLOWED_ORIGINS")
+# Hosts (example.com, docs.example.com:8443) that links in assistant messages may go to,
+# besides those of CHATBOT_ALLOWED_ORIGINS; a link anywhere else is shown as text.
+CHATBOT_LINK_HOSTS = [host.lower() for host in env_list("CHATBOT_LINK_HOSTS")]
+for _host in CHATBOT_LINK_HOSTS:
+    if not re.fullmatch(r"[a-z0-9.-]+(:[0-9]{1,5})?", _host):
+        raise ImproperlyConfigured(f"CHATBOT_LINK_HOSTS: {_host!r} is not a host name (no scheme, no path)")
 
 # --- Cross-origin ------------------------------------------------------------------------
 # The widget calls /api/ from customers' sites. Only the allowlisted origins may, and
@@ -253,6 +261,10 @@ CHATBOT_MAX_QUERY_CHARS = env_int("CHATBOT_MAX_QUERY_CHARS", 4000, minimum=1)
 CHATBOT_MAX_METADATA_BYTES = env_int("CHATBOT_MAX_METADATA_BYTES", 8192, minimum=2)
 CHATBOT_MAX_METADATA_DEPTH = env_int("CHATBOT_MAX_METADATA_DEPTH", 5, minimum=1)
 CHATBOT_MAX_BODY_BYTES = env_int("CHATBOT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# The servers refuse a larger body before it arrives (conversations/bodylimits.py), and
+# Django keeps whatever it does read in memory: nothing a client sends reaches the disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CHATBOT_MAX_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = CHATBOT_MAX_BODY_BYTES
 CHATBOT_PAGE_SIZE = env_int("CHATBOT_PAGE_SIZE", 50, minimum=1)
 CHATBOT_PAGE_SIZE_MAX = env_int("CHATBOT_PAGE_SIZE_MAX", 200, minimum=1)
 # The full page /chat: its heading, and the first thing a new conversation shows.
@@ -305,20 +317,31 @@ CHATBOT_SHUTDOWN_GRACE_SECONDS = env_float("CHATBOT_SHUTDOWN_GRACE_SECONDS", 30.
 
 # --- Logging ----------------------------------------------------------------------------
 
+# Every logger that writes anywhere is named here, on one handler that redacts session
+# ids (conversations/logs.py). Django's own defaults are not left in place: under DEBUG
+# its "django" logger has a console handler of its own, which printed full ids in every
+# "Not Found: /api/session/<id>/…" line; uvicorn's loggers have theirs.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_session_ids": {"()": "conversations.logs.RedactSessionIds"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "conversations.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_session_ids"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["console"], "propagate": False},
         # Access logs print paths in full, and paths carry session ids: the capability
-        # an anonymous conversation is protected by. Route them through the filter.
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # an anonymous conversation is protected by.
         "django.server": {"handlers": ["console"], "propagate": False},
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
         # The SDK's HTTP client logs every upstream request at INFO.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from conversations.views import healthz
 
+handler400 = "conversations.views.bad_request"
 handler404 = "conversations.errors.not_found"
 handler500 = "conversations.errors.server_error"
 

@@ -1,7 +1,12 @@
+"""The WSGI application: what ``manage.py runserver`` (WSGI_APPLICATION) serves."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from conversations.bodylimits import WSGIBodyLimit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 
-application = get_wsgi_application()
+# Bodies are limited before Django reads them (see conversations/bodylimits.py).
+application = WSGIBodyLimit(get_wsgi_application())

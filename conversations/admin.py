@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
 
+from conversations.display import visible
 from conversations.models import Message, Session
 
 # A session can hold thousands of messages; the page shows the latest this many.
@@ -30,7 +31,7 @@ class SessionMessagesSearch(admin.ModelAdmin):
 
 @admin.register(Session)
 class SessionAdmin(SessionMessagesSearch):
-    list_display = ["public_id", "title", "source", "message_count", "last_activity_at", "owner"]
+    list_display = ["public_id", "shown_title", "source", "message_count", "last_activity_at", "owner"]
     list_filter = ["source", "created_at", "last_activity_at", ("owner", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["owner"]
     date_hierarchy = "last_activity_at"
@@ -45,6 +46,10 @@ class SessionAdmin(SessionMessagesSearch):
     ]
     fields = [*readonly_fields, "title", "metadata"]
     change_form_template = "admin/conversations/session/change_form.html"
+
+    @admin.display(description="title", ordering="title")
+    def shown_title(self, session: Session) -> str:
+        return visible(session.title)
 
     @admin.display(description="messages", ordering="last_seq")
     def message_count(self, session: Session) -> int:

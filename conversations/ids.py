@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import unquote
 
 PUBLIC_ID_BYTES = 24  # 192 bits of randomness
 PUBLIC_ID_LENGTH = 32  # token_urlsafe(24) is 32 URL-safe characters
@@ -36,6 +37,27 @@ def shorten(public_id: str) -> str:
     return f"{public_id[:SHOWN_CHARS]}…"
 
 
+# A run of id characters and percent-escapes: a word of a URL as a log line writes it.
+_URL_WORD = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})+")
+
+
 def redact(text: str) -> str:
-    """``text`` with every substring shaped like a session id shortened."""
-    return _ID_IN_TEXT.sub(r"\1…", text)
+    """``text`` with every session id in it shortened, however a URL spelled it.
+
+    Access logs write the request line as the client sent it, and Django decodes it
+    before looking the id up: ``/chat?session=%51gYn8…`` names the session ``QgYn8…``.
+    So each word is decoded as Django decodes it (and again, for ids escaped twice)
+    before it is searched; a word that holds an id is written decoded and shortened.
+    """
+    return _URL_WORD.sub(_redact_word, text)
+
+
+def _redact_word(match: re.Match) -> str:
+    word = match.group(0)
+    decoded = word
+    for _ in range(3):
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+    redacted = _ID_IN_TEXT.sub(r"\1…", decoded)
+    return redacted if redacted != decoded else word

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from conversations.display import visible
 from conversations.ids import is_well_formed, new_public_id, shorten
 from conversations.tokens import estimate_tokens
 
@@ -127,7 +128,7 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or f"Session {self.short_id}"
+        return visible(self.title) or f"Session {self.short_id}"
 
     def save(self, *args, **kwargs):
         if self.expires_at is None:

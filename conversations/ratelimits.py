@@ -20,25 +20,54 @@ logger = logging.getLogger(__name__)
 
 
 def client_ip(request) -> str:
-    """The visitor's address, believing X-Forwarded-For only as far as our own proxies.
+    """The visitor's address as a rate-limit key, believing X-Forwarded-For only as far
+    as our own proxies.
 
-    With CHATBOT_PROXY_COUNT = n, the n-th address from the right is the one the
-    outermost trusted proxy saw; anything left of it was written by the client and can
-    be spoofed. IPv6 addresses count per /64, the block one household usually gets.
+    With CHATBOT_PROXY_COUNT = n, the n-th entry from the right is the one the outermost
+    trusted proxy saw; anything left of it was written by the client and can be spoofed.
+    That entry is parsed, not used verbatim: ``ip:port`` and ``[ipv6]:port`` lose their
+    port (a new port per connection must not buy a new budget) and an IPv4-mapped IPv6
+    address (``::ffff:192.0.2.1``, as dual-stack listeners report IPv4 visitors) counts
+    as the IPv4 address it is. An entry that is not an address at all is not trusted:
+    the peer's own address (REMOTE_ADDR, our proxy) is the key instead, a budget the
+    client cannot multiply. IPv6 addresses count per /64, the block one household
+    usually gets.
     """
-    address = request.META.get("REMOTE_ADDR", "")
+    peer = parse_address(request.META.get("REMOTE_ADDR", ""))
     proxies = settings.CHATBOT_PROXY_COUNT
+    address = peer
     if proxies:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= proxies:
-            address = forwarded[-proxies]
+            address = parse_address(forwarded[-proxies]) or peer
+    if address is None:
+        return request.META.get("REMOTE_ADDR", "")  # not an address (a test client, a unix socket)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
+def parse_address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies and servers write it (``1.2.3.4``, ``1.2.3.4:5678``,
+    ``2001:db8::1``, ``[2001:db8::1]:5678``), IPv4-mapped IPv6 unwrapped; None when
+    ``entry`` is none of these."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, bracket, port = entry[1:].partition("]")
+        if not bracket or (port and not (port.startswith(":") and port[1:].isdigit())):
+            return None
+        entry = host
+    elif entry.count(":") == 1:
+        entry, _, port = entry.partition(":")
+        if not port.isdigit():
+            return None
     try:
-        parsed = ipaddress.ip_address(address)
+        address = ipaddress.ip_address(entry)
     except ValueError:
-        return address
-    if parsed.version == 6:
-        return str(ipaddress.ip_network(f"{parsed}/64", strict=False).network_address)
-    return str(parsed)
+        return None
+    if address.version == 6 and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 def enforce(request, *, scope: str, key: str, rate: str) -> None:
@@ -73,6 +102,11 @@ def limit_chat_turn(request, *, session_id: str | None) -> None:
 def limit_message_write(request, *, session_id: str) -> None:
     enforce(request, scope="write-ip", key=client_ip(request), rate=settings.CHATBOT_RATELIMIT_WRITE_IP)
     enforce(request, scope="write-session", key=session_id, rate=settings.CHATBOT_RATELIMIT_WRITE_SESSION)
+
+
+def limit_session_write(request, *, session_id: str) -> None:
+    """PATCH and DELETE of a session: the same budgets as message writes."""
+    limit_message_write(request, session_id=session_id)
 
 
 def limit_session_create(request) -> None:

@@ -260,3 +260,13 @@ def chat_turn_data(result) -> dict:
         "replayed": result.replayed,
         "messages": {"user": message_data(result.user_message), "assistant": message_data(result.assistant_message)},
     }
+
+
+class WidgetConfigSerializer(serializers.Serializer):
+    """What the widget learns from the server before it shows a reply."""
+
+    success = serializers.BooleanField(default=True)
+    link_hosts = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Hosts that links in assistant messages may go to; any other URL is shown as text.",
+    )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
+from base64 import b64decode
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive
+from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import chat, inflight, ratelimits, streaming
+from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
 from conversations.llm import ModelError
@@ -38,6 +44,7 @@ from conversations.serializers import (
     SessionCreateSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    WidgetConfigSerializer,
     chat_turn_data,
     message_data,
     message_page_data,
@@ -115,10 +122,21 @@ class RecentActivityPagination(CursorPagination):
     page_size = 50
 
     def decode_cursor(self, request):
+        """DRF's decoding, stricter: a cursor we did not write is a 400, not a missing
+        page, and never reaches the query (a position that is not a timestamp, such as
+        base64 of ``p=garbage``, would make the ORM raise a 500)."""
+        encoded = request.query_params.get(self.cursor_query_param)
         try:
-            return super().decode_cursor(request)
-        except NotFound:  # a malformed cursor is a bad request, not a missing page
+            if encoded is not None:
+                b64decode(encoded.encode("ascii"), validate=True)  # DRF's own decoding discards junk
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                position = parse_datetime(cursor.position[:64])
+                if position is None or is_naive(position):
+                    raise ValueError(cursor.position)
+        except (NotFound, ValueError, binascii.Error):
             raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+        return cursor
 
 
 class SessionViewSet(
@@ -150,6 +168,14 @@ class SessionViewSet(
 
     def get_object(self):
         return readable_session(self.request, self.kwargs["session_id"])
+
+    def update(self, request, *args, **kwargs):
+        ratelimits.limit_session_write(request, session_id=kwargs["session_id"])
+        return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        ratelimits.limit_session_write(request, session_id=kwargs["session_id"])
+        return super().destroy(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         ratelimits.limit_session_create(self.request)
@@ -310,6 +336,26 @@ def turn_event_stream(turn: chat.Turn, *, is_asgi: bool) -> StreamingHttpRespons
 
     first = streaming.sse("session", {"session_id": turn.session.public_id})
     return streaming.event_stream_response(first, channel, encode, is_async=is_asgi)
+
+
+class WidgetConfigView(APIView):
+    """GET /api/widget/config — what the widget needs from the server: where links in
+    replies may go. Cached for a few minutes; an operator's change reaches every widget
+    within them."""
+
+    @extend_schema(responses={200: WidgetConfigSerializer})
+    def get(self, request):
+        response = Response({"success": True, "link_hosts": sorted(link_hosts())})
+        response["Cache-Control"] = "public, max-age=300"
+        return response
+
+
+def bad_request(request, exception=None):
+    """handler400, for what Django refuses before any view (a Host not in ALLOWED_HOSTS,
+    a request it cannot decode): JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return defaults.bad_request(request, exception)
 
 
 def healthz(request):

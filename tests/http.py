@@ -1,9 +1,10 @@
-"""Plain HTTP clients for tests that talk to a real server: JSON, and Server-Sent Events."""
+"""Plain HTTP clients for tests that talk to a real server: JSON, Server-Sent Events, raw sockets."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 from collections.abc import Iterator
 from http.client import HTTPMessage
@@ -22,6 +23,17 @@ def post_json(base_url: str, path: str, body: dict, *, timeout: float = 10.0) ->
         connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null"), response.headers
+    finally:
+        connection.close()
+
+
+def get(base_url: str, path: str, *, timeout: float = 10.0) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (no re-encoding); return (status, body)."""
+    connection = _connection(base_url, timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
     finally:
         connection.close()
 
@@ -82,3 +94,57 @@ def stream_events(base_url: str, path: str, body: dict) -> list[tuple[str, dict]
         return list(stream)
     finally:
         stream.connection.close()
+
+
+def assert_error(response, status: int, code: str | None = None) -> None:
+    """A Django test-client response is the API's JSON error body with ``status``."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+
+
+class RawConnection:
+    """A bare socket to a server, for requests no HTTP client will send: a declared
+    length the body never reaches, a chunked body sent piece by piece."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0):
+        parts = urlsplit(base_url)
+        self.socket = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        self.sent = 0  # body bytes sent so far
+
+    def send_head(self, method: str, path: str, headers: dict[str, str]) -> None:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+        self.socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def answered(self) -> bool:
+        """Whether the server has started answering (without waiting for it)."""
+        return bool(select.select([self.socket], [], [], 0)[0])
+
+    def send_body(self, data: bytes, *, chunked: bool = False) -> bool:
+        """Send ``data`` (as one chunk, if ``chunked``); False once the server has hung up."""
+        frame = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+        try:
+            self.socket.sendall(frame)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        self.sent += len(data)
+        return True
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        """Read one response: (status, headers with lower-case names, body)."""
+        reader = self.socket.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline().decode("latin-1").strip()) != "":
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = headers.get("content-length")
+        body = reader.read(int(length)) if length is not None else reader.read()  # to the close
+        return status, headers, body
+
+    def close(self) -> None:
+        self.socket.close()

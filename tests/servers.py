@@ -1,5 +1,6 @@
 """Start the app as a real server process, for tests that need one (ASGI streaming,
-several instances): the same command production runs, on a free loopback port."""
+several instances, what reaches the wire and the logs): the same command production
+runs, or the development server, on a free loopback port."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from django.db import connection
+
+from bench.server import ProductionServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +66,51 @@ def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1, log_path
             process.kill()
         if output:
             output.close()
+
+
+@contextlib.contextmanager
+def procfile_server(env: dict[str, str] | None = None, *, log_path: Path):
+    """The Procfile's ``web`` command exactly (uvloop, httptools, access log on), one
+    worker, in production mode on this run's test database; yield its base URL."""
+    process_env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "CHATBOT_RATELIMIT_ENABLE": "false",
+        "DEBUG": "false",
+        "SECRET_KEY": "procfile-server-test-key",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        **(env or {}),
+    }
+    with ProductionServer(env=process_env, workers=1, log_path=log_path) as server:
+        yield server.base_url
+
+
+@contextlib.contextmanager
+def dev_server(env: dict[str, str] | None = None, *, log_path: Path):
+    """``manage.py runserver`` as ``./dev.sh serve`` runs it (DEBUG on), on this run's
+    test database; everything it prints goes to ``log_path``. Yield its base URL."""
+    port = free_port()
+    process_env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "CHATBOT_RATELIMIT_ENABLE": "false",
+        "DEBUG": "true",
+        **(env or {}),
+    }
+    command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with open(log_path, "wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=output, stderr=output)  # noqa: S603
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(base_url, process)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:

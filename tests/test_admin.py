@@ -263,3 +263,30 @@ def test_staff_without_permission_on_sessions_are_refused(django_user_model, con
 
     assert client.get("/admin/conversations/session/").status_code == 403
     assert client.get(f"/admin/conversations/session/{conversation.pk}/change/").status_code == 403
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+INVISIBLE = "\u200b\u2060\ufeff"
+
+
+def test_bidi_controls_and_invisible_characters_cannot_reorder_what_staff_read(staff_client):
+    session = Session.objects.create(title="Refund for \u202egnp.exe\u202c")
+    session.add_message(MessageDraft(role=Role.USER, content="Pay\u200b to \u2066account\u2069 \u202e0987"))
+
+    listed = staff_client.get("/admin/conversations/session/").content.decode()
+    page = staff_client.get(f"/admin/conversations/session/{session.pk}/change/").content.decode()
+
+    assert "Refund for gnp.exe" in listed
+    assert "Pay to account 0987" in page
+    transcript = page.split('aria-label="Transcript"')[1]
+    for character in BIDI + INVISIBLE:
+        assert character not in listed
+        assert character not in transcript
+    # Stored as written: the admin shows them removed, the record keeps them.
+    assert session.messages.get().content == "Pay\u200b to \u2066account\u2069 \u202e0987"
+
+
+def test_zero_width_joiners_stay_for_emoji_and_scripts(staff_client):
+    Session.objects.create(title="👩\u200d💻 می\u200cخواهم")
+
+    assert "👩\u200d💻 می\u200cخواهم" in staff_client.get("/admin/conversations/session/").content.decode()

@@ -4,6 +4,7 @@ Hypothesis throws hostile text through store-and-load."""
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 
 import pytest
 import schemathesis
@@ -101,3 +102,35 @@ def test_text_the_database_cannot_store_is_refused_before_anything_is_written(ap
     assert response.status_code == 400
     assert response.json()["success"] is False
     assert Message.objects.count() == 0
+
+
+query_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+cursors = st.one_of(
+    query_text,
+    # Shaped like DRF's own cursors (base64 of o=, r=, p=), with anything inside.
+    st.builds(
+        lambda fields: b64encode("&".join(f"{k}={v}" for k, v in fields.items()).encode()).decode(),
+        st.dictionaries(st.sampled_from(["o", "r", "p"]), query_text, max_size=3),
+    ),
+)
+
+
+def assert_answered(response, *, accepted: tuple[int, ...] = (200,)) -> None:
+    """Either a page, or the API's 400 error body: never a 500 or an HTML page."""
+    assert response.status_code in (*accepted, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["success"] is False
+        assert response.json()["error"]["code"] == "invalid"
+
+
+@given(cursor=cursors)
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_cursor_is_a_page_or_a_400(staff_api, db, cursor):
+    assert_answered(staff_api.get("/api/sessions/", {"cursor": cursor}))
+
+
+@given(before=query_text, limit=query_text)
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_before_and_limit_are_a_page_or_a_400(api, db, before, limit):
+    session, _ = Session.objects.get_or_create(title="fuzzed paging")
+    assert_answered(api.get(f"/api/session/{session.public_id}/messages", {"before": before, "limit": limit}))

@@ -81,7 +81,7 @@ def test_the_docs_page_renders(api):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
-    assert "/api/schema/" in response.content.decode()
+    assert "/api/docs/?script=" in response.content.decode()  # which names /api/schema/ (below)
 
 
 def test_the_docs_page_loads_nothing_from_another_site(api):
@@ -101,6 +101,35 @@ def test_every_file_the_docs_page_loads_is_one_of_our_static_files(api):
     assets = re.findall(r'\b(?:src|href)\s*=\s*["\']([^"\']+)["\']', html)
     scripts = [url for url in assets if url.endswith(".js")]
     assert scripts, "Swagger UI's script must be on the page"
+    assert "/api/docs/?script=" in assets  # the page's own initialising script (below)
     for url in assets:
+        if url == "/api/docs/?script=":
+            continue
         assert url.startswith(prefix), url
         assert finders.find(url.removeprefix(prefix).split("?")[0]), f"{url} is not among the static files"
+
+
+def test_the_docs_page_is_under_the_pages_content_security_policy(api):
+    response = api.get("/api/docs/")
+    policy = dict(directive.split(" ", 1) for directive in response["Content-Security-Policy"].split("; "))
+
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert response["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_docs_page_has_no_inline_script_or_style(api):
+    html = api.get("/api/docs/").content.decode()
+
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
+    assert "<style" not in html
+    assert not re.search(r"\son[a-z]+\s*=", html)  # no inline event handlers either
+
+
+def test_the_docs_pages_initialising_script_is_served_as_javascript(api):
+    response = api.get("/api/docs/?script=")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in response.content.decode()

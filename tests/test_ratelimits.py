@@ -128,6 +128,71 @@ class TestClientAddress:
 
         assert first == second == "2001:db8:1:2::"
 
+    @pytest.mark.parametrize(
+        ("written", "key"),
+        [
+            ("192.0.2.1", "192.0.2.1"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),  # IPv4-mapped: the IPv4 visitor, not the /64 "::"
+            ("::FFFF:c000:0201", "192.0.2.1"),
+            ("198.51.100.9:50123", "198.51.100.9"),  # the port is not part of who the client is
+            ("[2001:db8:1:2::7]:443", "2001:db8:1:2::"),
+            ("[::ffff:192.0.2.1]:8080", "192.0.2.1"),
+            ("[2001:db8:1:2::7]", "2001:db8:1:2::"),
+            ("2001:db8:1:2::7", "2001:db8:1:2::"),
+        ],
+    )
+    def test_behind_a_proxy_each_address_form_counts_as_the_address_it_names(self, settings, written, key):
+        settings.CHATBOT_PROXY_COUNT = 1
+
+        assert client_ip(self.request("10.0.0.2", forwarded=f"1.2.3.4, {written}")) == key
+
+    @pytest.mark.parametrize(
+        ("peer", "key"),
+        [
+            ("192.0.2.1", "192.0.2.1"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),  # how a dual-stack listener reports an IPv4 visitor
+            ("2001:db8:1:2::7", "2001:db8:1:2::"),
+        ],
+    )
+    def test_without_a_proxy_the_peer_address_is_normalised_the_same_way(self, settings, peer, key):
+        settings.CHATBOT_PROXY_COUNT = 0
+
+        assert client_ip(self.request(peer, forwarded="203.0.113.50")) == key
+
+    def test_ipv4_mapped_clients_behind_a_proxy_each_get_their_own_budget(self, settings):
+        settings.CHATBOT_PROXY_COUNT = 1
+
+        keys = {client_ip(self.request("10.0.0.2", forwarded=f"::ffff:192.0.2.{i}")) for i in range(1, 23)}
+
+        assert len(keys) == 22
+
+    def test_a_new_port_per_connection_does_not_buy_a_new_budget(self, api, settings):
+        settings.CHATBOT_PROXY_COUNT = 1
+        settings.CHATBOT_RATELIMIT_SESSION_CREATE_IP = "2/m"
+
+        def create(port):
+            return create_session(api, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"198.51.100.9:{port}")
+
+        assert [create(50001).status_code, create(50002).status_code] == [201, 201]
+        assert_rate_limited(create(50003))
+
+    @pytest.mark.parametrize("written", ["unknown", "198.51.100.9:http", "[2001:db8::1", "_hidden", "300.1.2.3"])
+    def test_a_forwarded_entry_that_is_not_an_address_falls_back_to_the_peer(self, settings, written):
+        settings.CHATBOT_PROXY_COUNT = 1
+
+        # Our proxy wrote something that is no address: its own address is the key.
+        assert client_ip(self.request("10.0.0.2", forwarded=f"1.2.3.4, {written}")) == "10.0.0.2"
+
+    def test_garbage_in_the_trusted_entry_does_not_buy_a_new_budget(self, api, settings):
+        settings.CHATBOT_PROXY_COUNT = 1
+        settings.CHATBOT_RATELIMIT_SESSION_CREATE_IP = "1/m"
+
+        def create(entry):
+            return create_session(api, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=entry)
+
+        assert create("not-an-address").status_code == 201
+        assert_rate_limited(create("another-word"))
+
     def test_a_spoofed_forwarded_for_does_not_escape_the_limit(self, api, settings):
         settings.CHATBOT_PROXY_COUNT = 0
         settings.CHATBOT_RATELIMIT_SESSION_CREATE_IP = "1/m"
@@ -173,3 +238,26 @@ def test_a_limit_holds_across_two_server_processes_sharing_redis(redis_server):
     assert (status, status_b) == (429, 429)
     assert body["error"]["code"] == "rate_limited"
     assert 1 <= int(headers["Retry-After"]) <= 60
+
+
+def test_session_updates_and_deletions_are_limited(api, settings):
+    settings.CHATBOT_RATELIMIT_WRITE_SESSION = "3/m"
+    session = Session.objects.create()
+    url = f"/api/sessions/{session.public_id}/"
+
+    statuses = [api.patch(url, {"metadata": {"n": i}}, format="json").status_code for i in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert_rate_limited(api.patch(url, {"title": "over"}, format="json"))
+    assert_rate_limited(api.delete(url))
+    assert Session.objects.filter(pk=session.pk).exists()
+
+
+def test_session_updates_and_deletions_share_the_per_ip_write_budget(api, settings):
+    settings.CHATBOT_RATELIMIT_WRITE_IP = "2/m"
+    first, second, third = Session.objects.create(), Session.objects.create(), Session.objects.create()
+
+    assert api.patch(f"/api/sessions/{first.public_id}/", {"title": "a"}, format="json").status_code == 200
+    assert api.delete(f"/api/sessions/{second.public_id}/").status_code == 204
+    assert_rate_limited(api.delete(f"/api/sessions/{third.public_id}/"))
+    assert_rate_limited(api.patch(f"/api/sessions/{third.public_id}/", {"title": "b"}, format="json"))

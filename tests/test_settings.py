@@ -331,3 +331,19 @@ def test_env_example_lists_every_variable_the_settings_read():
     listed = set(re.findall(r"^\s*#?\s*([A-Z][A-Z0-9_]*)=", example.read_text(), re.M))
     assert read
     assert sorted(read - listed) == []
+
+
+def test_link_hosts_are_read_lower_case():
+    read = settings_under(
+        production_env(CHATBOT_LINK_HOSTS="Docs.Example.com, help.example.com:8443"), "CHATBOT_LINK_HOSTS"
+    )
+
+    assert read == {"CHATBOT_LINK_HOSTS": ["docs.example.com", "help.example.com:8443"]}
+
+
+@pytest.mark.parametrize("value", ["https://docs.example.com", "docs.example.com/path", "docs example"])
+def test_a_link_host_that_is_not_a_host_stops_the_app_naming_the_variable(value):
+    result = run(["manage.py", "check"], production_env(CHATBOT_LINK_HOSTS=value))
+
+    assert result.returncode != 0
+    assert "CHATBOT_LINK_HOSTS" in result.stderr

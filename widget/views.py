@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.templatetags.static import PrefixNode
 from django.views.decorators.http import require_safe
 
+from conversations.display import link_hosts, visible
 from conversations.models import Role, Session
 from widget.headers import page_headers
 from widget.markdown import render_markdown
@@ -44,6 +45,7 @@ def chat_page(request):
         "messages": [shown(message) for message in messages if message.role != Role.SYSTEM],
         "next_before": messages[0].seq if has_more else "",
         "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
+        "link_hosts": json.dumps(sorted(link_hosts())),
     }
     return render(request, "widget/chat.html", context)
 
@@ -51,7 +53,7 @@ def chat_page(request):
 def shown(message) -> dict:
     """A message as the page shows it: replies in the markdown subset, visitors' text as typed."""
     html = render_markdown(message.content) if message.role == Role.ASSISTANT else None
-    return {"seq": message.seq, "role": message.role, "content": message.content, "html": html}
+    return {"seq": message.seq, "role": message.role, "content": visible(message.content), "html": html}
 
 
 def snippet_urls(request) -> dict:

@@ -20,7 +20,19 @@
   const HEADING = /^#{1,6}\s+(.*)$/;
   const INLINE =
     /`([^`]+)`|\*\*(.+?)\*\*|__(.+?)__|\*(?!\s)(.+?)\*|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>"'()]*[^\s<>"'().,;:!?])/g;
-  const SAFE_URL = /^(https?:|mailto:)/i;
+  // Links only to allowlisted hosts (NS.linkHosts, from the server), and bidi controls
+  // and invisible characters removed: both as conversations/display.py says.
+  const LINK_URL = /^(https?):\/\/([a-z0-9.-]+(?::[0-9]{1,5})?)(?:[/?#]|$)/i;
+  const MAIL_URL = /^mailto:[^@\s/?#]+@([a-z0-9.-]+)$/i;
+  const INVISIBLE = /[\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+  const visible = (text) => String(text).replace(INVISIBLE, "");
+  function linkHost(url) {
+    let m = LINK_URL.exec(url);
+    if (!m) return (m = MAIL_URL.exec(url)) && m[1].toLowerCase();
+    const host = m[2].toLowerCase();
+    const port = m[1].toLowerCase() === "https" ? ":443" : ":80";
+    return host.endsWith(port) ? host.slice(0, -port.length) : host;
+  }
 
   const h = (tag, props, children = []) => {
     const node = Object.assign(document.createElement(tag), props);
@@ -32,6 +44,7 @@
   const link = (url) => h("a", { href: url, target: "_blank", rel: "noopener noreferrer" });
 
   function inline(text, parent, links) {
+    const linkable = (url) => links.includes(linkHost(url));
     const pattern = new RegExp(INLINE.source, "g");
     let position = 0;
     let m;
@@ -41,15 +54,15 @@
       if (m[1] != null) parent.append(h("code", {}, [m[1]]));
       else if (m[2] != null || m[3] != null) inline(m[2] ?? m[3], parent.appendChild(h("strong")), links);
       else if (m[4] != null) inline(m[4], parent.appendChild(h("em")), links);
-      else if (m[5] != null && links && SAFE_URL.test(m[6])) inline(m[5], parent.appendChild(link(m[6])), false);
-      else if (m[7] != null && links) parent.appendChild(link(m[7])).append(m[7]);
+      else if (m[5] != null && linkable(m[6])) inline(m[5], parent.appendChild(link(m[6])), []);
+      else if (m[7] != null && linkable(m[7])) parent.appendChild(link(m[7])).append(m[7]);
       else parent.append(m[0]);
     }
     if (position < text.length) parent.append(text.slice(position));
   }
 
-  function renderMarkdown(text) {
-    const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
+  function renderMarkdown(text, links = NS.linkHosts || []) {
+    const lines = visible(text).replace(/\r\n?/g, "\n").split("\n");
     const out = document.createDocumentFragment();
     let i = 0;
     let m;
@@ -67,18 +80,18 @@
         const ordered = isNumber(m[1]);
         const list = h(ordered ? "ol" : "ul");
         while (i < lines.length && (m = LIST_ITEM.exec(lines[i])) && isNumber(m[1]) === ordered) {
-          inline(m[2], list.appendChild(h("li")), true);
+          inline(m[2], list.appendChild(h("li")), links);
           i++;
         }
         out.append(list);
       } else if ((m = HEADING.exec(line))) {
-        inline(m[1], out.appendChild(h("p")).appendChild(h("strong")), true);
+        inline(m[1], out.appendChild(h("p")).appendChild(h("strong")), links);
         i++;
       } else {
         const paragraph = out.appendChild(h("p"));
         while (i < lines.length && isParagraphLine(lines[i])) {
           if (paragraph.firstChild) paragraph.append(h("br"));
-          inline(lines[i++], paragraph, true);
+          inline(lines[i++], paragraph, links);
         }
       }
     }
@@ -91,7 +104,7 @@
   function messageNode(role, content, extraClass = "") {
     const bubble = h("div", { className: "cb-bubble" });
     if (role === "assistant") bubble.append(renderMarkdown(content));
-    else bubble.textContent = content;
+    else bubble.textContent = visible(content);
     return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
       h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
       bubble,

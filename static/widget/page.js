@@ -38,6 +38,7 @@
     history.replaceState(history.state, "", url.href);
   }
 
+  window.Chatbot.linkHosts = JSON.parse(data.linkHosts || "[]"); // where links in replies may go
   var conversation = new window.Chatbot.Conversation(root, {
     apiBase: "",
     channel: "page",

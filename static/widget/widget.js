@@ -175,6 +175,11 @@
     host.hidden = true; // until the styles are in: the page never shows the widget unstyled
     document.body.append(host);
     await Promise.all([
+      // Where links in replies may go; without an answer, nowhere (shown as text).
+      fetch(apiBase + "/api/widget/config", { credentials: "omit", referrerPolicy: "no-referrer" })
+        .then((response) => response.json())
+        .then((config) => (NS.linkHosts = config.link_hosts))
+        .catch(() => {}),
       load(root, "link", { rel: "stylesheet", href: assets + "conversation.css" }),
       load(root, "link", { rel: "stylesheet", href: assets + "widget.css" }),
       NS.Conversation || load(document.head, "script", { src: assets + "conversation.js" }),

@@ -26,7 +26,18 @@ SAMPLES = [
     '<img src=x onerror=alert(1)> <a href="javascript:alert(2)">x</a>',
     "Unicode: café — 你好 — 🙂 **ünïcödé**",
     "*** \n---\n   \n- \n1.",
+    # Links only to the allowlisted hosts (HOSTS); anything else stays text.
+    "[ours](https://EXAMPLE.com/x) [port](https://docs.example.com:8443/y) [default](https://example.com:443/z)",
+    "[other port](https://example.com:8080/) [evil](https://evil.example/login) https://evil.example/x.",
+    "[look-alike](https://example.com.evil.example/) [user](https://example.com@evil.example/) "
+    "[backslash](https://example.com\\@evil.example/) [escape](https://example%2ecom/)",
+    "[http](http://example.com/) http://docs.example.com:8443/a bare https://example.com",
+    "[mail](mailto:help@example.com) [mail elsewhere](mailto:help@evil.example) [bad](mailto:x@y@example.com)",
+    "**[bold ours](https://example.com/b)** and *https://evil.example/em*",
+    # Bidirectional controls and invisible characters are removed.
+    "Your file \u202eexe.txt\u202c and zero\u200bwidth \u2066isolate\u2069 \ufeffbom; emoji 👩\u200d💻 kept",
 ]
+HOSTS = ["docs.example.com:8443", "example.com"]
 
 
 def test_the_browser_and_the_server_render_markdown_alike(new_page, live_server):
@@ -35,12 +46,12 @@ def test_the_browser_and_the_server_render_markdown_alike(new_page, live_server)
     page.wait_for_function("() => window.Chatbot && window.Chatbot.renderMarkdown")
 
     in_browser = page.evaluate(
-        """samples => samples.map(text => {
+        """([samples, hosts]) => samples.map(text => {
             const box = document.createElement("div");
-            box.append(Chatbot.renderMarkdown(text));
+            box.append(Chatbot.renderMarkdown(text, hosts));
             return box.innerHTML;
         })""",
-        SAMPLES,
+        [SAMPLES, HOSTS],
     )
     # The server's HTML, parsed and serialized by the same browser, to compare like with like.
     from_server = page.evaluate(
@@ -51,7 +62,7 @@ def test_the_browser_and_the_server_render_markdown_alike(new_page, live_server)
             out.append(box.content);
             return out.innerHTML;
         })""",
-        [str(render_markdown(text)) for text in SAMPLES],
+        [str(render_markdown(text, hosts=frozenset(HOSTS))) for text in SAMPLES],
     )
 
     for text, browser_html, server_html in zip(SAMPLES, in_browser, from_server, strict=True):
