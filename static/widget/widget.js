@@ -1,19 +1,7 @@
 /*
- * The chat widget: one tag on any site.
- *
- *   <script src="https://HOST/static/widget/widget.js" data-api-base="https://HOST" defer></script>
- *
- * Options (data- attributes): data-title, data-greeting, data-accent (a CSS colour),
- * data-position ("right" or "left"), data-open ("true": open on load),
- * data-full-page-url (default: {api base}/chat).
- * API: Chatbot.open(), .close(), .toggle(), .newConversation(), and
- * Chatbot.on(type, listener) -> unsubscribe, for "ready", "open", "close",
- * "message-sent" and "message-received"; the same events are dispatched on window as
- * "chatbot:<type>" CustomEvents, so a page can listen before the widget has loaded.
- *
- * Everything renders in a shadow root: the host page's CSS cannot reach in and ours
- * cannot leak out. The conversation (conversation.js, shared with /chat) and the
- * styles load from this file's folder; nothing is requested from anywhere else.
+ * The chat widget: one tag on any site (options, API and events: README, "Widget").
+ * It renders in a shadow root, so the host page's CSS cannot reach in and ours cannot
+ * leak out; conversation.js (shared with /chat) and the styles load from this folder.
  */
 (() => {
   "use strict";

@@ -83,6 +83,7 @@ def test_the_widget_passes_axe_while_answering_after_an_answer_and_with_an_error
     new_page, live_server, fake_llm, settings, axe
 ):
     settings.OPENAI_TIMEOUT = 20.0  # a stalled answer stays stalled while axe looks at it
+    settings.CHATBOT_LINK_HOSTS = ["example.com"]  # the reply's link is clickable, so axe sees one
     fake_llm.reset(reply=REPLY, chunk_size=6)
     page, widget = open_demo(new_page, live_server)
     widget.launcher.click()
