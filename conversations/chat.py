@@ -99,9 +99,8 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
         session = Session.objects.create(source=channel, owner=user if user.is_authenticated else None)
         history = []  # a new session has none to read
     else:
-        session, history = Session.objects.readable_with_history(
-            session_id, user, limit=settings.CHATBOT_CONTEXT_MAX_MESSAGES
-        )
+        session = Session.objects.readable_by(session_id, user)
+        history = None  # read below, when the turn is ours to answer
         if session is None:
             raise SessionNotFound
     turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
@@ -137,9 +136,11 @@ def reserve(turn: Turn) -> None:
 def context_for(*, session: Session, query: str, newest_first: list[tuple] | None = None) -> list[dict]:
     """The messages the model sees: system prompt, the latest history that fits, query.
 
-    ``newest_first``: the session's latest (role, content, token_count), if already read;
-    else at most CHATBOT_CONTEXT_MAX_MESSAGES rows are read, newest first, through the
-    (session, seq) index, so the cost does not grow with the session. Whole messages
+    ``newest_first``: the session's latest (role, content, token_count), if known (none,
+    for a session just made); else at most CHATBOT_CONTEXT_MAX_MESSAGES rows are read,
+    newest first, through the (session, seq) index, so the cost does not grow with the
+    session. (Joined to the session's own lookup, PostgreSQL's planner picks the
+    session-only index and filters a long session row by row: two short queries it is.) Whole messages
     are dropped from the oldest end until the rest fits the token budget, which keeps
     room for the system prompt, the query and the reply.
     """

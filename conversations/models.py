@@ -71,33 +71,6 @@ class SessionQuerySet(models.QuerySet):
             return None
         return session
 
-    def readable_with_history(self, public_id: str, user, *, limit: int) -> tuple[Session | None, list[tuple]]:
-        """``readable_by``, and the session's newest ``limit`` messages as (role, content,
-        token_count), newest first, in one query.
-
-        Seq numbers run unbroken from 1 to ``last_seq``, so the newest ``limit`` are those
-        above ``last_seq - limit``: a range on the (session, seq) index, joined to the
-        session's row, where a turn would otherwise ask twice.
-        """
-        if not is_well_formed(public_id):
-            return None, []
-        sessions, messages = Session._meta.db_table, Message._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT s.id, s.public_id, s.owner_id, s.last_seq, m.role, m.content, m.token_count "  # noqa: S608
-                f"FROM {sessions} s LEFT JOIN {messages} m ON m.session_id = s.id AND m.seq > s.last_seq - %s "
-                "WHERE s.public_id = %s AND s.expires_at > %s ORDER BY m.seq DESC",
-                [limit, public_id, connection.ops.adapt_datetimefield_value(timezone.now())],
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            return None, []
-        # The rest of the session's fields load if anything asks for them (deferred).
-        session = Session.from_db(self.db, ["id", "public_id", "owner_id", "last_seq"], rows[0][:4])
-        if not session.is_accessible_to(user):
-            return None, []
-        return session, [row[4:] for row in rows if row[4] is not None]
-
 
 class Session(models.Model):
     public_id = models.CharField(max_length=64, unique=True, default=new_public_id, editable=False)

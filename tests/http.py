@@ -102,6 +102,7 @@ def assert_error(response, status: int, code: str | None = None) -> None:
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
     assert body["success"] is False
+    assert set(body["error"]) >= {"code", "message"}
     assert body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code

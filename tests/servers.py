@@ -52,20 +52,8 @@ def asgi_server(env: dict[str, str] | None = None, *, workers: int = 1, log_path
     command = [sys.executable, "-m", "uvicorn", "chatbot.asgi:application", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers)]
     command += ["--log-level", "info"] if log_path else ["--no-access-log", "--log-level", "warning"]
-    output = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=output, stderr=output)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base_url, process)
+    with running(command, process_env, port=port, log_path=log_path) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if output:
-            output.close()
 
 
 @contextlib.contextmanager
@@ -99,18 +87,28 @@ def dev_server(env: dict[str, str] | None = None, *, log_path: Path):
         **(env or {}),
     }
     command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with open(log_path, "wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=output, stderr=output)  # noqa: S603
-        base_url = f"http://127.0.0.1:{port}"
+    with running(command, process_env, port=port, log_path=log_path) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str], *, port: int, log_path: Path | None):
+    """Start ``command`` (a server on ``port``), yield its base URL once it answers,
+    stop it afterwards; its output goes to ``log_path`` when given."""
+    output = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)  # noqa: S603
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
         try:
-            wait_until_up(base_url, process)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if output:
+            output.close()
 
 
 def wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conversations.models import Message, Session
+from tests.http import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -20,15 +21,6 @@ def nothing_is_written(db):
 
 def post_raw(client, body, content_type="application/json", path="/api/chat"):
     return client.post(path, data=body, content_type=content_type)
-
-
-def assert_error(response, status, code=None):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["success"] is False
-    assert response.json()["error"]["message"]
-    if code:
-        assert response.json()["error"]["code"] == code
 
 
 @pytest.mark.parametrize("path", ["/api/chat", "/api/session/create", "/api/sessions/"])

@@ -9,19 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from conversations.models import Session
+from tests.http import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_error(response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False
-    assert set(body["error"]) >= {"code", "message"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
 
 
 def test_it_creates_a_session_with_no_body_like_the_guides_curl(api):

@@ -9,22 +9,13 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import Message, MessageDraft, Role, Session
+from tests.http import assert_error
 
 pytestmark = pytest.mark.django_db
 
 MESSAGE_FIELDS = {"id", "seq", "role", "content", "metadata", "created_at"}
 # Ids that cannot be a session's: the guide's example id, path tricks, junk.
 MALFORMED_IDS = ["session_123", "x" * 500, "%00", "..%2F..%2Fetc", "../../etc", "%20", "abc%3Fdef"]
-
-
-def assert_error(response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
 
 
 def fill(session: Session, count: int) -> None:

@@ -9,21 +9,12 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import Message, MessageDraft, Role, Session
+from tests.http import assert_error
 
 pytestmark = pytest.mark.django_db
 
 SESSION_FIELDS = {"session_id", "title", "source", "metadata", "message_count", "created_at", "expires_at"}
 MALFORMED_IDS = ["session_123", "x" * 500, "%00", "..%2F..%2Fetc", "%20"]
-
-
-def assert_error(response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
 
 
 def listed_ids(client, url: str = "/api/sessions/") -> list[str]:
