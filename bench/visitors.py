@@ -54,6 +54,8 @@ async def visitor(port: int, number: int, connected: asyncio.Event, go: asyncio.
     try:
         while data := await reader.read(65536):
             received += data
+            if "first_byte" not in outcome:
+                outcome["first_byte"] = time.perf_counter()
             if outcome["first_delta"] is None and b"event: delta" in received:
                 outcome["first_delta"] = time.perf_counter()
     except ConnectionError:

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import django
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
@@ -64,6 +64,12 @@ class ReusedThreadASGIHandler(ASGIHandler):
 
     def __init__(self):
         super().__init__()
+        # The middleware and the view run as Django runs them under WSGI: synchronously,
+        # in one call on the request's thread (get_response_async below). The stock
+        # async chain would hop between that thread and the event loop at every
+        # synchronous middleware, and twice more around a synchronous view; under load
+        # each hop waits its turn on a busy loop.
+        self.load_middleware(is_async=False)
         self.idle_threads: list[ThreadPoolExecutor] = []  # touched only on the event loop
         self.request_threads = asyncio.Semaphore(MAX_REQUEST_THREADS)
 
@@ -80,6 +86,9 @@ class ReusedThreadASGIHandler(ASGIHandler):
         finally:
             _request_thread.reset(token)
             lease.give_back()
+
+    async def get_response_async(self, request):
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def run_get_response(self, request):
         response = await super().run_get_response(request)

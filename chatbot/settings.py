@@ -59,7 +59,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "conversations.middleware.NoStoreConversations",
-    "conversations.middleware.SyncStack",  # innermost, see its docstring
 ]
 
 ROOT_URLCONF = "chatbot.urls"
