@@ -54,8 +54,6 @@ async def visitor(port: int, number: int, connected: asyncio.Event, go: asyncio.
     try:
         while data := await reader.read(65536):
             received += data
-            if "first_byte" not in outcome:
-                outcome["first_byte"] = time.perf_counter()
             if outcome["first_delta"] is None and b"event: delta" in received:
                 outcome["first_delta"] = time.perf_counter()
     except ConnectionError:
@@ -155,26 +153,26 @@ def stored_since(database_url: str, since: float) -> dict:
 
 
 def measure(env_for, *, repeats: int, sizes=SIZES, log, raw: Path, database_url: str) -> dict:
-    """Both servers, each size, ``repeats`` times; the anchor first at each size."""
+    """Both servers, each size, ``repeats`` times (once at 3,000), the anchor first; each
+    run on freshly started servers, so that memory one run kept does not hide the next's."""
     limit = raise_open_file_limit()
     upstream_port = free_port()
     upstream = subprocess.Popen([sys.executable, "-m", "bench.upstream", str(upstream_port)], cwd=REPO)
     upstream_env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1"}
     upstream_env |= {"CHAT_MODEL": "bench-model", "OPENAI_MAX_RETRIES": "0"}
-    ours = ProductionServer(env=env_for(upstream_env), workers=1, log_path=raw / "server-visitors.log")
-    relay = ProductionServer(env=env_for(upstream_env), workers=1, log_path=raw / "server-relay.log")
-    relay.command = relay.command.replace("chatbot.asgi:application", "bench.relay:app")
     out: dict = {"open_file_limit": limit, "sizes": {}}
     try:
-        with ours, relay:
-            for size in sizes:
-                runs: dict[str, list] = {"relay": [], "ours": []}
-                for repeat in range(repeats):
-                    for name, server in (("relay", relay), ("ours", ours)):
-                        log(f"visitors at once: {size} on {name}, repeat {repeat + 1}/{repeats}")
+        for size in sizes:
+            runs: dict[str, list] = {"relay": [], "ours": []}
+            for repeat in range(repeats if size < 3_000 else 1):
+                for name in ("relay", "ours"):
+                    server = ProductionServer(env=env_for(upstream_env), workers=1, log_path=raw / f"server-{name}.log")
+                    if name == "relay":
+                        server.command = server.command.replace("chatbot.asgi:application", "bench.relay:app")
+                    log(f"visitors at once: {size} on {name}, repeat {repeat + 1}")
+                    with server:
                         runs[name].append(one_run(server, size, database_url if name == "ours" else None))
-                        time.sleep(1)  # let closed sockets settle
-                out["sizes"][size] = runs
+            out["sizes"][size] = runs
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)

@@ -117,5 +117,8 @@ class ReusedThreadASGIHandler(ASGIHandler):
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 django.setup(set_prefix=False)
-# Bodies are limited before Django buffers them (see conversations/bodylimits.py).
-application = ASGIBodyLimit(ReusedThreadASGIHandler())
+from conversations.inflight import TurnAdmission  # noqa: E402 - needs the settings
+
+# Bodies are limited before Django buffers them (see conversations/bodylimits.py); chat
+# turns are admitted or refused as they arrive (conversations/inflight.py).
+application = ASGIBodyLimit(TurnAdmission(ReusedThreadASGIHandler()))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
@@ -35,18 +37,89 @@ class Admissions:
         self._lock = threading.Lock()
         self.count = 0
 
-    def admit(self) -> None:
+    def admit(self) -> Admission:
         with self._lock:
             if self.count >= settings.CHATBOT_MAX_TURNS_IN_FLIGHT:
                 raise Busy(retry_after=settings.CHATBOT_BUSY_RETRY_AFTER)
             self.count += 1
+        return Admission(self)
 
-    def release(self) -> None:
+    def _release(self) -> None:
         with self._lock:
             self.count -= 1
 
 
+class Admission:
+    """One admitted turn's place, given back once: by the request if the turn never
+    started, else by the turn when it ends."""
+
+    def __init__(self, admissions: Admissions):
+        self._admissions = admissions
+        self.released = False
+        self.handed_to_turn = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._admissions._release()
+
+
 admissions = Admissions()
+
+
+def admission_for(request) -> Admission:
+    """The turn's admission: taken when the request arrived (``TurnAdmission``, under
+    ASGI), or now (the development server)."""
+    return getattr(request, "scope", {}).get(ADMISSION_KEY) or admissions.admit()
+
+
+ADMISSION_KEY = "chatbot.admission"
+
+
+class TurnAdmission:
+    """ASGI middleware: a chat turn is admitted, or refused as busy, the moment it
+    arrives, before it waits for anything (a request thread, the database). Under load
+    the wait for a request thread is the longest; refused after it, a visitor would
+    still have waited unseen."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/api/chat":
+            return await self.app(scope, receive, send)
+        try:
+            admission = admissions.admit()
+        except Busy as busy:
+            return await refuse(scope, send, busy)
+        try:
+            await self.app({**scope, ADMISSION_KEY: admission}, receive, send)
+        finally:
+            if not admission.handed_to_turn:
+                admission.release()
+
+
+async def refuse(scope, send, busy: Busy) -> None:
+    """503 busy, as the API answers it, with the CORS headers a browser needs to read it."""
+    from corsheaders.middleware import CorsMiddleware
+
+    from conversations.errors import api_error_for
+
+    error = api_error_for(busy)
+    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    headers.append((b"cache-control", b"private, no-store"))
+    origin = dict(scope["headers"]).get(b"origin", b"").decode("latin-1")
+    if origin and (
+        settings.CORS_ALLOW_ALL_ORIGINS
+        or CorsMiddleware(lambda request: None).origin_found_in_white_lists(origin, urlsplit(origin))
+    ):
+        headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"origin")]
+        headers.append((b"access-control-expose-headers", ", ".join(settings.CORS_EXPOSE_HEADERS).encode()))
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
 
 # The tasks of turns in flight on this process's loops (kept so they are not collected
 # and so shutdown can wait for them), and which task answers which client_message_id.
@@ -77,7 +150,7 @@ def on_request_thread(function: Callable) -> Callable:
     return sync_to_async(function, thread_sensitive=True)
 
 
-async def run_admitted(coroutine: Coroutine, *, answering: tuple | None = None):
+async def run_admitted(coroutine: Coroutine, *, admission: Admission, answering: tuple | None = None):
     """Await an admitted turn as a task of this loop's (not cancelled with its request);
     its admission ends with it. ``answering``: the (session, client_message_id) it
     answers, so that duplicates in this process wait for it."""
@@ -96,7 +169,7 @@ async def run_admitted(coroutine: Coroutine, *, answering: tuple | None = None):
         tasks.discard(task)
         if answering and _answering.get(answering) is task:
             del _answering[answering]
-        admissions.release()
+        admission.release()
 
 
 def request_loop() -> asyncio.AbstractEventLoop:

@@ -50,7 +50,9 @@ class EventChannel:
         while (item := self._queue.get()) is not _END:
             yield item
 
-    async def __aiter__(self) -> AsyncIterator[tuple[str, object]]:
+    async def batches(self) -> AsyncIterator[list[tuple[str, object]]]:
+        """Everything delivered since the last batch, as soon as there is something:
+        one write for several deltas when the loop is busy, one per delta when not."""
         with self._lock:
             # From now on the producer hands items to this event loop; move over what
             # it delivered before we started reading.
@@ -58,8 +60,15 @@ class EventChannel:
             self._async_queue = asyncio.Queue()
             while not self._queue.empty():
                 self._async_queue.put_nowait(self._queue.get())
-        while (item := await self._async_queue.get()) is not _END:
-            yield item
+        while True:
+            batch = [await self._async_queue.get()]
+            while not self._async_queue.empty():
+                batch.append(self._async_queue.get_nowait())
+            if _END in batch:
+                if batch := batch[: batch.index(_END)]:
+                    yield batch
+                return
+            yield batch
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -73,14 +82,16 @@ def sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, cls=JSONEncoder, ensure_ascii=False)}\n\n".encode()
 
 
-def event_stream_response(first: bytes, events, encode: Callable[[str, object], bytes], *, is_async: bool):
+def event_stream_response(
+    first: bytes, events: EventChannel, encode: Callable[[str, object], bytes], *, is_async: bool
+) -> StreamingHttpResponse:
     """``first``, then each of ``events`` encoded, as a ``text/event-stream`` response."""
     if is_async:
 
         async def body():
             yield first
-            async for event, payload in events:
-                yield encode(event, payload)
+            async for batch in events.batches():
+                yield b"".join(encode(event, payload) for event, payload in batch)
     else:
 
         def body():

@@ -244,7 +244,7 @@ class ChatView(APIView):
         data = incoming.validated_data
         session_id = data.get("session_id") or request.query_params.get("session") or None
         ratelimits.limit_chat_turn(request, session_id=session_id)
-        inflight.admissions.admit()
+        admission = inflight.admission_for(request._request)
         try:
             turn = chat.prepare_turn(
                 session_id=session_id,
@@ -254,16 +254,17 @@ class ChatView(APIView):
                 client_message_id=data.get("client_message_id"),
             )
         except BaseException:
-            inflight.admissions.release()
+            admission.release()
             raise
         finally:
             release_connection()
         is_asgi = isinstance(request._request, ASGIRequest)
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
-            return turn_event_stream(turn, is_asgi=is_asgi)
+            return turn_event_stream(turn, admission, is_asgi=is_asgi)
         if is_asgi:
-            return streaming.AwaitedResponse(awaited_answer(turn, start_turn(turn, loop=inflight.request_loop())))
-        return Response(chat_turn_data(answer_here(turn)))
+            started = start_turn(turn, admission, loop=inflight.request_loop())
+            return streaming.AwaitedResponse(awaited_answer(turn, started))
+        return Response(chat_turn_data(answer_here(turn, admission)))
 
 
 def release_connection() -> None:
@@ -276,11 +277,13 @@ def release_connection() -> None:
         connection.close()
 
 
-def start_turn(turn: chat.Turn, *, loop, on_delta=None) -> asyncio.Future:
+def start_turn(turn: chat.Turn, admission: inflight.Admission, *, loop, on_delta=None) -> asyncio.Future:
     """Run the rest of the turn on ``loop``, in a task that outlives this request."""
     answering = (turn.session.pk, turn.client_message_id) if turn.owns_reservation else None
     coroutine = chat.run_turn(turn, database=inflight.on_database_thread, on_delta=on_delta)
-    return asyncio.run_coroutine_threadsafe(inflight.run_admitted(coroutine, answering=answering), loop)
+    admission.handed_to_turn = True
+    task = inflight.run_admitted(coroutine, admission=admission, answering=answering)
+    return asyncio.run_coroutine_threadsafe(task, loop)
 
 
 def awaited_answer(turn: chat.Turn, started):
@@ -296,7 +299,7 @@ def awaited_answer(turn: chat.Turn, started):
     return produce
 
 
-def answer_here(turn: chat.Turn) -> chat.TurnResult:
+def answer_here(turn: chat.Turn, admission: inflight.Admission) -> chat.TurnResult:
     """The development server's plain turn: its thread waits, so its database work stays
     on that thread (and on the test's transaction, under the test client)."""
     try:
@@ -304,14 +307,15 @@ def answer_here(turn: chat.Turn) -> chat.TurnResult:
     except (ModelError, ConversationError) as error:
         raise api_error_for(error, session_id=turn.session.public_id) from error
     finally:
-        inflight.admissions.release()
+        admission.release()
 
 
-def turn_event_stream(turn: chat.Turn, *, is_asgi: bool) -> StreamingHttpResponse:
+def turn_event_stream(turn: chat.Turn, admission: inflight.Admission, *, is_asgi: bool) -> StreamingHttpResponse:
     """The SSE answer: ``session``, then ``delta``s, then ``done`` (or ``error``)."""
     channel = streaming.EventChannel()
     started = start_turn(
         turn,
+        admission,
         loop=inflight.request_loop() if is_asgi else inflight.background_loop(),
         on_delta=lambda text: channel.put("delta", text),
     )

@@ -5,6 +5,7 @@ burst waits for one of a bounded number of threads."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
@@ -12,6 +13,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from chatbot import asgi
+from conversations import inflight
 
 meeting: threading.Barrier | None = None
 
@@ -100,3 +102,39 @@ def test_requests_past_the_thread_limit_wait_for_a_thread_instead_of_starting_on
     assert [status for status, _ in answers] == [200] * 6
     assert len({thread for _, thread in answers}) <= 2
     assert len(app.idle_threads) <= 2
+
+
+@pytest.mark.parametrize(("origin", "readable"), [("https://shop.example", True), ("https://elsewhere.example", False)])
+def test_a_chat_turn_past_the_bound_is_refused_on_arrival_readable_by_allowed_sites(settings, origin, readable):
+    """Refused before it waits for anything: the application behind is never called."""
+    settings.CHATBOT_MAX_TURNS_IN_FLIGHT = 1
+    settings.CHATBOT_BUSY_RETRY_AFTER = 4
+    settings.CORS_ALLOW_ALL_ORIGINS = False
+    settings.CORS_ALLOWED_ORIGINS = ["https://shop.example"]
+    reached = []
+
+    async def behind(scope, receive, send):
+        reached.append(scope["path"])
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def refused_turn():
+        scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": [(b"origin", origin.encode())]}
+        await inflight.TurnAdmission(behind)(scope, None, send)
+
+    held = inflight.admissions.admit()
+    try:
+        asyncio.run(refused_turn())
+    finally:
+        held.release()
+
+    assert reached == []
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 503
+    assert headers[b"retry-after"] == b"4"
+    assert json.loads(body["body"])["error"]["code"] == "busy"
+    assert (headers.get(b"access-control-allow-origin") == origin.encode()) is readable

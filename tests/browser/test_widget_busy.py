@@ -20,7 +20,7 @@ def test_a_busy_server_is_retried_after_retry_after_with_the_same_message_id(
 ):
     settings.CHATBOT_MAX_TURNS_IN_FLIGHT = 1
     settings.CHATBOT_BUSY_RETRY_AFTER = 1
-    inflight.admissions.admit()  # another visitor's answer holds the only place
+    held = inflight.admissions.admit()  # another visitor's answer holds the only place
     page = new_page()
     sent: list[dict] = []
     page.on("request", lambda r: r.method == "POST" and "/api/chat" in r.url and sent.append(json.loads(r.post_data)))
@@ -33,7 +33,7 @@ def test_a_busy_server_is_retried_after_retry_after_with_the_same_message_id(
         expect(page.get_by_role("alert")).to_have_text("Busy, retrying in 1 s…")
         assert in_db_thread(lambda: Message.objects.count()) == 0  # refused before anything was written
     finally:
-        inflight.admissions.release()  # the other answer is done: room again
+        held.release()  # the other answer is done: room again
 
     widget.wait_for_replies(1)
     expect(page.get_by_role("alert")).to_have_count(0)
