@@ -1,13 +1,6 @@
 /*
- * The conversation UI that the widget and the full page /chat share: the message list,
- * the composer, sending with streaming, retries, history and the markdown subset.
- *
- * One file, loaded by both: /chat with a plain <script>, the widget by adding a
- * <script> for it from its own folder, so the one-tag embed keeps working without a
- * build step. It defines window.Chatbot.Conversation (and a few helpers beside it).
- *
- * Message text reaches the DOM only as text nodes: the markdown renderer builds
- * elements one by one and never parses HTML.
+ * The conversation UI the widget and /chat share (window.Chatbot.Conversation). Message
+ * text reaches the DOM only as text nodes: the markdown renderer never parses HTML.
  */
 (() => {
   "use strict";
@@ -211,12 +204,7 @@
   }
 
   // --- The conversation ------------------------------------------------------------
-  /*
-   * root holds .cb-scroll, .cb-earlier, .cb-list, .cb-form, .cb-input and .cb-send.
-   * options: apiBase ("" for same origin), channel ("widget" or "page"), sessionId,
-   * nextBefore (the seq to page back from, for a transcript already on screen),
-   * greeting, onSession(id or null), emit(type, detail).
-   */
+  // options: apiBase, channel, sessionId, nextBefore, greeting, onSession, emit.
   class Conversation {
     constructor(root, options) {
       const $ = (selector) => root.querySelector(selector);
