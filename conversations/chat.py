@@ -139,10 +139,11 @@ def context_for(*, session: Session, query: str, newest_first: list[tuple] | Non
     ``newest_first``: the session's latest (role, content, token_count), if known (none,
     for a session just made); else at most CHATBOT_CONTEXT_MAX_MESSAGES rows are read,
     newest first, through the (session, seq) index, so the cost does not grow with the
-    session. (Joined to the session's own lookup, PostgreSQL's planner picks the
-    session-only index and filters a long session row by row: two short queries it is.) Whole messages
-    are dropped from the oldest end until the rest fits the token budget, which keeps
-    room for the system prompt, the query and the reply.
+    session. Whole messages are dropped from the oldest end until the rest fits the
+    token budget, which keeps room for the system prompt, the query and the reply.
+
+    The read is its own query: joined to the session's lookup, PostgreSQL's planner took
+    the session-only index and filtered a long session row by row.
     """
     system_prompt = settings.CHATBOT_SYSTEM_PROMPT
     budget = (
