@@ -65,15 +65,13 @@ class Admission:
 
 
 admissions = Admissions()
+ADMISSION_KEY = "chatbot.admission"  # where TurnAdmission puts it in the ASGI scope
 
 
 def admission_for(request) -> Admission:
     """The turn's admission: taken when the request arrived (``TurnAdmission``, under
     ASGI), or now (the development server)."""
     return getattr(request, "scope", {}).get(ADMISSION_KEY) or admissions.admit()
-
-
-ADMISSION_KEY = "chatbot.admission"
 
 
 class TurnAdmission:
@@ -131,15 +129,27 @@ _answering: dict[tuple, asyncio.Task] = {}
 database_threads = ThreadPoolExecutor(max_workers=settings.CHATBOT_TURN_DB_THREADS, thread_name_prefix="turn-db")
 
 
+def release_connection() -> None:
+    """Give this thread's pooled database connection back now, not when the request ends.
+
+    Held through a long answer, each waiting visitor would take one of the pool's few
+    connections from everyone else. Without a pool, a connection is kept as long as
+    CONN_MAX_AGE says.
+    """
+    if connection.in_atomic_block:
+        return
+    if getattr(connection, "pool", None) is not None:
+        connection.close()  # back to the pool
+    else:
+        connection.close_if_unusable_or_obsolete()
+
+
 def on_database_thread(function: Callable) -> Callable:
     def step(**kwargs):
         try:
             return function(**kwargs)
         finally:
-            if getattr(connection, "pool", None) is not None:
-                connection.close()  # back to the pool
-            else:
-                connection.close_if_unusable_or_obsolete()
+            release_connection()
 
     return sync_to_async(step, thread_sensitive=False, executor=database_threads)
 
@@ -156,10 +166,8 @@ async def run_admitted(coroutine: Coroutine, *, admission: Admission, answering:
     answers, so that duplicates in this process wait for it."""
     task = asyncio.current_task()
     tasks.add(task)
-    if answering:
-        _answering[answering] = task
     try:
-        return await coroutine
+        return await (answer_once(answering, coroutine) if answering else coroutine)
     except Exception as error:
         if not is_domain_error(error):
             # Our bug; logged here because the visitor who would have been told may be gone.
@@ -167,8 +175,6 @@ async def run_admitted(coroutine: Coroutine, *, admission: Admission, answering:
         raise
     finally:
         tasks.discard(task)
-        if answering and _answering.get(answering) is task:
-            del _answering[answering]
         admission.release()
 
 

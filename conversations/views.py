@@ -257,7 +257,7 @@ class ChatView(APIView):
             admission.release()
             raise
         finally:
-            release_connection()
+            inflight.release_connection()
         is_asgi = isinstance(request._request, ASGIRequest)
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
             return turn_event_stream(turn, admission, is_asgi=is_asgi)
@@ -265,16 +265,6 @@ class ChatView(APIView):
             started = start_turn(turn, admission, loop=inflight.request_loop())
             return streaming.AwaitedResponse(awaited_answer(turn, started))
         return Response(chat_turn_data(answer_here(turn, admission)))
-
-
-def release_connection() -> None:
-    """Give this thread's pooled database connection back before the answer is awaited.
-
-    Django returns it only when the request ends; held through a long answer, each
-    waiting visitor would take one of the pool's few connections from everyone else.
-    """
-    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-        connection.close()
 
 
 def start_turn(turn: chat.Turn, admission: inflight.Admission, *, loop, on_delta=None) -> asyncio.Future:
