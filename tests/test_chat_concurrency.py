@@ -106,9 +106,10 @@ def test_a_double_click_with_one_client_message_id_asks_the_model_once_and_store
 
 def test_many_visitors_can_wait_on_the_model_at_once(uvicorn_url, fake_llm):
     """Waiting on the model must not be capped by a small thread pool: 16 slow answers
-    are all in progress together (the server runs two processes)."""
-    fake_llm.reset(delay=0.5)
+    are all in progress together (the server runs two processes). The fake answers none
+    until all 16 are open, so this counts rather than relies on timing."""
     visitors = 16
+    fake_llm.reset(hold_until_in_flight=visitors)
     go = threading.Barrier(visitors)
 
     def visit(number):
@@ -123,8 +124,9 @@ def test_many_visitors_can_wait_on_the_model_at_once(uvicorn_url, fake_llm):
 
 
 def test_visitors_waiting_on_the_model_hold_no_database_connection(on_postgres, transactional_db, fake_llm):
-    """Eight slow answers at once through one process whose pool has two connections."""
-    fake_llm.reset(delay=0.8)
+    """Eight answers at once through one process whose pool has two connections; the
+    fake answers none until all eight are open."""
+    fake_llm.reset(hold_until_in_flight=8)
     env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MAX_RETRIES": "0"}
     env |= {"DATABASE_POOL_MIN_SIZE": "1", "DATABASE_POOL_MAX_SIZE": "2", "DATABASE_POOL_TIMEOUT": "0.5"}
     visitors = 8
