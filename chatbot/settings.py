@@ -44,7 +44,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "conversations",
+    "knowledge",
     "widget",
 ]
 
@@ -313,6 +316,44 @@ CHATBOT_TURN_RESERVATION_SECONDS = env_float("CHATBOT_TURN_RESERVATION_SECONDS",
 # the turns still in flight.
 CHATBOT_TURN_DB_THREADS = env_int("CHATBOT_TURN_DB_THREADS", 8, minimum=1)
 CHATBOT_SHUTDOWN_GRACE_SECONDS = env_float("CHATBOT_SHUTDOWN_GRACE_SECONDS", 30.0)
+
+# --- Knowledge base -------------------------------------------------------------------
+# The site's own pages, which answers are grounded in and cite (knowledge/).
+# strict: answer only from the pages, and say so when they do not hold the answer;
+# assist: the model may answer from general knowledge too.
+CHATBOT_KB_MODE = env_str("CHATBOT_KB_MODE", "strict")
+if CHATBOT_KB_MODE not in ("strict", "assist"):
+    raise ImproperlyConfigured("CHATBOT_KB_MODE must be strict or assist")
+CHATBOT_KB_NO_ANSWER_TEXT = env_str(
+    "CHATBOT_KB_NO_ANSWER_TEXT", "I couldn't find that on this site, so I'd rather not guess."
+)
+CHATBOT_KB_CONTACT_URL = env_str("CHATBOT_KB_CONTACT_URL")  # offered with a no-answer reply
+# Tokens of passages a turn's prompt may carry, and the most passages it may carry.
+CHATBOT_KB_CONTEXT_TOKENS = env_int("CHATBOT_KB_CONTEXT_TOKENS", 1800, minimum=100)
+CHATBOT_KB_MAX_PASSAGES = env_int("CHATBOT_KB_MAX_PASSAGES", 5, minimum=1)
+# The crawler fetches what staff point it at: a server-side request forgery surface.
+# Private, loopback and link-local addresses are refused unless this is on (tests, intranets).
+CHATBOT_KB_ALLOW_PRIVATE_HOSTS = env_bool("CHATBOT_KB_ALLOW_PRIVATE_HOSTS", False)
+CHATBOT_KB_MAX_PAGES = env_int("CHATBOT_KB_MAX_PAGES", 500, minimum=1)
+CHATBOT_KB_MAX_PAGE_BYTES = env_int("CHATBOT_KB_MAX_PAGE_BYTES", 5 * 1024 * 1024, minimum=1024)
+CHATBOT_KB_FETCH_TIMEOUT = env_float("CHATBOT_KB_FETCH_TIMEOUT", 10.0)
+CHATBOT_KB_CRAWL_SECONDS = env_float("CHATBOT_KB_CRAWL_SECONDS", 600.0)
+CHATBOT_KB_USER_AGENT = env_str("CHATBOT_KB_USER_AGENT", "ChatbotKnowledgeBase/1.0 (+site search for its chat widget)")
+# Optional semantic search: an OpenAI-compatible /embeddings model (through OPENAI_BASE_URL),
+# fused with the lexical rank. Empty: lexical only, and nothing is sent anywhere.
+CHATBOT_EMBEDDING_MODEL = env_str("CHATBOT_EMBEDDING_MODEL")
+
+# --- Background tasks -------------------------------------------------------------------
+# Crawls and re-syncs outlive a request: in production they run on the database task
+# queue (the Procfile's worker: line); in development and tests, at once, in the caller.
+TASKS = {
+    "default": {
+        "BACKEND": env_str(
+            "CHATBOT_TASKS_BACKEND",
+            "django_tasks.backends.immediate.ImmediateBackend" if DEBUG else "django_tasks_db.DatabaseBackend",
+        )
+    }
+}
 
 # --- Logging ----------------------------------------------------------------------------
 
