@@ -177,6 +177,11 @@ def markdown(results: dict) -> str:
         if results.get("visitors")
         else []
     )
+    retrieval = (
+        ["", "Item 8, retrieval on the Django docs fixture:", "", retrieval_markdown(results["retrieval"])]
+        if results.get("retrieval")
+        else []
+    )
     lines = [
         f"Run {results['started_at']} ({results['mode']}, {results['duration_s']} s). "
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {v['python']}, "
@@ -197,6 +202,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows),
         *visitors,
+        *retrieval,
         "",
     ]
     return "\n".join(lines)
@@ -267,4 +273,132 @@ def visitors_markdown(visitors: dict) -> str:
         f"| 3,000 at once: nothing lost or half-written, the excess refused within 100 ms | {_mark(t['refused'])} |",
         "",
     ]
+    return "\n".join(lines)
+
+
+def run_header(results: dict) -> str:
+    m, v = results["machine"], results["versions"]
+    return (
+        f"Run {results['started_at']} ({results['mode']}, {results['duration_s']} s). "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {v['python']}, "
+        f"Django {v['django']}, PostgreSQL {v['postgresql']}; "
+        f"load average {results['load_average_at_start']} at start, {results['load_average_at_end']} at end."
+    )
+
+
+def retrieval_targets(retrieval: dict) -> dict[str, bool | None]:
+    pg, lite = retrieval["postgresql"], retrieval["sqlite"]
+    quality = [pg["quality"], lite["quality"]]
+    big = pg["scale"]["sizes"].get("100000") or pg["scale"]["sizes"].get(100_000)
+    turn = _at(pg["scale"]["sizes"], 10_000).get("turn")
+    return {
+        "recall": all(q["ours"]["recall_at_5"] >= 0.90 for q in quality),
+        "refusal": all(q["ours"]["refusal_accuracy"] >= 0.85 for q in quality),
+        "versus_bm25s": all(q["ours"]["recall_at_5"] >= q["bm25s"]["recall_at_5"] for q in quality),
+        "p50_100k": big["retrieve"]["p50_ms"] <= 25 if big else None,
+        # A turn that does not call retrieve yet measures nothing about it.
+        "turn": turn["added_p50_ms"] <= 5 if turn and turn["turn_uses_kb"] else None,
+        "resync": all(
+            q[key]["chunks_written"] == 0
+            for q in quality
+            for key in ("resync_conditional", "resync_unconditional")
+            if key in q
+        ),
+    }
+
+
+def retrieval_markdown(retrieval: dict) -> str:
+    """Item 8's tables: quality against the anchors, cost at scale, ingestion and re-sync."""
+    t = retrieval_targets(retrieval)
+    pg, lite, fixture = retrieval["postgresql"], retrieval["sqlite"], retrieval["corpus"]
+    lines = [
+        f"Fixture: {fixture['pages']} pages of the Django 3.2.25 docs ({pg['quality']['chunks']:,} chunks), "
+        f"{fixture['questions']} questions of which {fixture['unanswerable']} unanswerable. A rank is a chunk's "
+        "position; recall@k: a chunk of a gold page among the first k. Refusal accuracy: unanswerable refused "
+        "and answerable not, over all questions.",
+        "",
+        "| ranking | recall@1 | recall@5 | MRR@10 | refusal accuracy | unanswerable refused "
+        "| answerable refused | p50 per question |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [
+        ("ours (`search` / `retrieve`), PostgreSQL", pg["quality"]["ours"]),
+        ("ours, SQLite", lite["quality"]["ours"]),
+        ("bm25s + PyStemmer, in process", pg["quality"]["bm25s"]),
+        ("PostgreSQL `websearch_to_tsquery` + `ts_rank`", pg["quality"].get("ts_rank")),
+    ]
+    for name, q in rows:
+        if q is None:
+            continue
+        lines.append(
+            f"| {name} | {q['recall_at_1']:.2f} | {q['recall_at_5']:.2f} | {q['mrr_at_10']:.2f} "
+            f"| {q['refusal_accuracy']:.2f} | {q['unanswerable_refused']:.2f} | {q['answerable_refused']:.2f} "
+            f"| {_n(q['p50_ms'], 2)} ms |"
+        )
+    same = retrieval["same_top10"]
+    lines += [
+        "",
+        f"Top 10 pages differ between PostgreSQL and SQLite for {same['differ']} of {same['questions']} questions.",
+        "",
+    ]
+    lines += [
+        "| index size | database | chunks | postings | `retrieve` p50 / p95 | `search` p50 / p95 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, backend in (("PostgreSQL", pg), ("SQLite", lite)):
+        for size, point in backend["scale"]["sizes"].items():
+            r, s = point["retrieve"], point["search"]
+            lines.append(
+                f"| {int(size):,} | {name} | {point['chunks']:,} | {point['postings']:,} "
+                f"| {_n(r['p50_ms'], 2)} / {_n(r['p95_ms'], 2)} ms | {_n(s['p50_ms'], 2)} / {_n(s['p95_ms'], 2)} ms |"
+            )
+    turn = _at(pg["scale"]["sizes"], 10_000).get("turn")
+    lines += ["", "| measure | PostgreSQL | SQLite |", "|---|---|---|"]
+    cells = [
+        f"{b['quality']['ingestion']['pages_per_second']}"
+        + (" (store only)" if b["quality"]["ingestion"].get("store_only") else "")
+        for b in (pg, lite)
+    ]
+    lines.append(f"| ingestion (fetch over loopback, extract, store), pages/s | {cells[0]} | {cells[1]} |")
+    for label, key in (
+        ("re-sync, conditional GETs: requests / 304s / chunks written", "resync_conditional"),
+        ("re-sync, no validators (sample): requests / unchanged / chunks written", "resync_unconditional"),
+    ):
+        cells = []
+        for backend in (pg, lite):
+            r = backend["quality"].get(key)
+            if r is None:
+                cells.append("— (quick run: stored PostgreSQL's crawl)")
+                continue
+            kept = r["outcomes"].get("not_modified" if key == "resync_conditional" else "unchanged", 0)
+            cells.append(f"{r['requests']} / {kept} / {r['chunks_written']}")
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    if turn:
+        lines.append(
+            f"| turn p50 at 10k chunks, with / without the knowledge base (HTTP, offline model) "
+            f"| {_n(turn['with_kb']['p50_ms'], 2)} / {_n(turn['without_kb']['p50_ms'], 2)} ms "
+            f"({turn['added_p50_ms']:+.2f} ms){'' if turn['turn_uses_kb'] else ', **the turn did not retrieve**'} | — |"
+        )
+    big = pg["scale"]["sizes"].get("100000") or pg["scale"]["sizes"].get(100_000)
+    lines += [
+        "",
+        "| target | |",
+        "|---|---|",
+        f"| recall@5 ≥ 0.90 (both databases) | {_mark(t['recall'])} |",
+        f"| refusal accuracy ≥ 0.85 (both databases) | {_mark(t['refusal'])} |",
+        f"| recall@5 ≥ bm25s's in the same run | {_mark(t['versus_bm25s'])} |",
+        f"| `retrieve` p50 ≤ 25 ms at 100k chunks on PostgreSQL"
+        f"{'' if big else ' (not measured in a quick run)'} | {_mark(t['p50_100k'])} |",
+        f"| retrieval adds ≤ 5 ms p50 to a turn at 10k chunks"
+        f"{'' if t['turn'] is not None else ' (not measurable: the turn does not retrieve)'} | {_mark(t['turn'])} |",
+        f"| re-sync of an unchanged site rewrites no chunk | {_mark(t['resync'])} |",
+        "",
+    ]
+    misses = pg["quality"]["ours"]["misses_at_5"]
+    if misses:
+        lines += [
+            f"Ours on PostgreSQL, not in the top 5 ({len(misses)}): "
+            + "; ".join(f"{m['id']} “{m['q']}” (rank {m['rank'] or '>10'})" for m in misses),
+            "",
+        ]
     return "\n".join(lines)

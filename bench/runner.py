@@ -412,6 +412,41 @@ def visitors_at_once(cfg: Config, env_for, database_url: str) -> dict:
     return visitors.measure(env_for, repeats=cfg.repeats, sizes=sizes, log=log, raw=RAW, database_url=database_url)
 
 
+def write_section(args, started: float, name: str, run) -> int:
+    """One item alone (``--only``): measured, then written to raw/<item>[-quick].{json,md},
+    or for a full retrieval run to retrieval.{json,md} beside latest.*."""
+    results = {
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "versions": versions(args.admin_url, redis.Redis.from_url(args.redis_url)),
+        "load_average_at_start": round(load_average(), 2),
+    }
+    results[name] = run()
+    results["load_average_at_end"] = round(load_average(), 2)
+    results["duration_s"] = round(time.time() - started, 1)
+    if name == "retrieval" and not args.quick:
+        target = RESULTS / "retrieval"
+    else:
+        target = RAW / (f"{name}-quick" if args.quick and name != "visitors" else name)
+    target.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if name == "visitors":
+        markdown = report.visitors_markdown(results[name])
+    else:
+        markdown = report.run_header(results) + "\n\n" + report.retrieval_markdown(results[name])
+    target.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    log(f"done in {results['duration_s']} s: {target.with_suffix('.md').relative_to(REPO)}")
+    return 0
+
+
+def retrieval_quality_and_cost(cfg: Config, admin_url: str) -> dict:
+    """Item 8: ranking quality on the Django docs fixture, and retrieval's cost at scale."""
+    from bench import retrieval
+
+    return retrieval.measure(admin_url=admin_url, quick=cfg.repeats == 1, log=log, raw=RAW)
+
+
 # --- The run --------------------------------------------------------------------------
 
 
@@ -431,14 +466,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument(
-        "--only", choices=["visitors"], help="only this section (results go to raw/<section>.{json,md})"
+        "--only",
+        choices=["visitors", "retrieval"],
+        help="only this section (results go to raw/<section>.{json,md}; a full retrieval run to retrieval.{json,md})",
     )
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config.full()
     RAW.mkdir(parents=True, exist_ok=True)
-    if not load.wrk_available():
+    if args.only != "retrieval" and not load.wrk_available():
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     started = time.time()
+
+    if args.only == "retrieval":  # its own databases: none of items 1-7's setup
+        return write_section(args, started, "retrieval", lambda: retrieval_quality_and_cost(cfg, args.admin_url))
 
     database_url, _ = database_urls(args.admin_url, args.db_name)
     redis_client = redis.Redis.from_url(args.redis_url)
@@ -471,22 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import seed
 
     if args.only == "visitors":
-        results = {
-            "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
-            "mode": "quick" if args.quick else "full",
-            "machine": machine(),
-            "versions": versions(database_url, redis_client),
-            "load_average_at_start": round(load_average(), 2),
-            "visitors": visitors_at_once(cfg, env_for, database_url),
-            "load_average_at_end": round(load_average(), 2),
-            "duration_s": round(time.time() - started, 1),
-        }
-        target = RAW / "visitors"
-        target.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-        markdown = report.visitors_markdown(results["visitors"])
-        target.with_suffix(".md").write_text(markdown)
-        print(markdown)
-        return 0
+        return write_section(args, started, "visitors", lambda: visitors_at_once(cfg, env_for, database_url))
 
     log("seeding histories")
     turn_sessions = seed.create_sessions(cfg.turn_sessions, 50, label="turns")
@@ -541,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     log("streaming overhead")
     results["streaming"] = streaming_overhead(cfg, env_for, RAW / "server-streaming.log")
     results["visitors"] = visitors_at_once(cfg, env_for, database_url)
+    results["retrieval"] = retrieval_quality_and_cost(cfg, args.admin_url)
     results["load_average_at_end"] = round(load_average(), 2)
     results["duration_s"] = round(time.time() - started, 1)
     redis_client.flushdb()
