@@ -10,7 +10,8 @@ anywhere or even imported by ``knowledge.search``. No vector extension is to be 
   ``embed_pending``, in batches, each request made outside any transaction;
 * ``nearest`` compares a question's vector with all of them in numpy. The matrix it
   keeps is only a cache of the database, rebuilt when ``Corpus.version`` (bumped by every
-  index write, and by every write of embeddings here) moves, so instances stay stateless;
+  index write, and by every run here that stored embeddings) moves, so instances stay
+  stateless;
 * ``fuse`` merges the lexical and the semantic order by reciprocal rank fusion, which
   needs no common scale between BM25 scores and cosines.
 
@@ -24,7 +25,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -89,12 +90,21 @@ def embed_pending(*, batch_size: int = BATCH_SIZE) -> int:
     """
     if not enabled():
         return 0
-    with openai.OpenAI(**client_options()) as client:
-        return _embed_batches(client, batch_size=batch_size)
-
-
-def _embed_batches(client: openai.OpenAI, *, batch_size: int) -> int:
     stored = 0
+    try:
+        with openai.OpenAI(**client_options()) as client:
+            for embedded in _embedded_batches(client, batch_size=batch_size):
+                stored += embedded
+    finally:
+        if stored:
+            # Embeddings change what a search finds, so caches of them must see it; one
+            # bump for the run, not one a batch, since each makes every instance reload.
+            with transaction.atomic():
+                count_in(chunks=0, length=0)
+    return stored
+
+
+def _embedded_batches(client: openai.OpenAI, *, batch_size: int) -> Iterator[int]:
     after = 0
     while True:
         batch = list(
@@ -104,7 +114,7 @@ def _embed_batches(client: openai.OpenAI, *, batch_size: int) -> int:
             .order_by("pk")[:batch_size]
         )
         if not batch:
-            return stored
+            return
         after = batch[-1].pk
         with translated_errors():
             response = client.embeddings.create(
@@ -115,11 +125,8 @@ def _embed_batches(client: openai.OpenAI, *, batch_size: int) -> int:
         vectors = vectors_of(response, expected=len(batch))
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector.tobytes()
-        with transaction.atomic():
-            Chunk.objects.bulk_update(batch, ["embedding"])
-            # Embeddings change what a search finds: caches of them must see it.
-            count_in(chunks=0, length=0)
-        stored += len(batch)
+        Chunk.objects.bulk_update(batch, ["embedding"])
+        yield len(batch)
 
 
 def forget_embeddings() -> int:

@@ -62,6 +62,7 @@ class Behaviour:
     hold_until_in_flight: int | None = None
     empty: bool = False  # answer a completion with no content
     embedding_status: int = 200  # anything else: /embeddings answers with an error body
+    embedding_failures_after: int = 0  # ...after answering this many /embeddings requests well
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
 
 
@@ -171,7 +172,8 @@ class FakeOpenAI:
                 with fake._lock:
                     fake.embedding_requests.append(body)
                     behaviour = fake.behaviour
-                if behaviour.embedding_status != 200:
+                    answered = len(fake.embedding_requests) - 1
+                if behaviour.embedding_status != 200 and answered >= behaviour.embedding_failures_after:
                     return self._json(
                         behaviour.embedding_status,
                         {"error": {"message": f"fake failure {behaviour.embedding_status}", "type": "server_error"}},

@@ -24,7 +24,7 @@ from knowledge.index import remove_documents
 from knowledge.models import Chunk, Document
 from knowledge.search import retrieve, search
 from knowledge.semantic import SemanticError, embed_pending, embed_query, fuse, nearest
-from tests.fake_openai import EMBEDDING_DIMENSIONS
+from tests.fake_openai import EMBEDDING_DIMENSIONS, fake_embedding
 
 RETURNS = "# Refunds\n\nWe refund every item within 30 days of delivery."
 SHIPPING = "We ship to Canada and the US within five days."
@@ -238,6 +238,19 @@ def test_a_failed_request_writes_nothing_and_the_next_run_catches_up(embeddings,
 
     embeddings.reset()
     assert embed_pending() == 3
+
+
+def test_a_failed_batch_keeps_the_batches_before_it_and_search_sees_them(embeddings, shop):
+    embeddings.reset(embedding_status=500, embedding_failures_after=1)
+    question = "Can I get a reimbursement?"
+    vector = np.asarray(fake_embedding(question), dtype="<f4")  # the fake answers one request well: the run's
+    retrieve(question, query_vector=vector)  # the cache is built before the run
+
+    with pytest.raises(SemanticError):
+        embed_pending(batch_size=2)  # returns and shipping, then a failure for tents
+
+    assert Chunk.objects.filter(embedding__isnull=True).count() == 1
+    assert urls(retrieve(question, query_vector=vector).passages) == ["https://shop.example/returns"]
 
 
 def test_embeddings_of_another_model_leave_the_question_to_lexical_search(embeddings, shop):
