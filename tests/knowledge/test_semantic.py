@@ -262,3 +262,24 @@ def test_embeddings_of_another_model_leave_the_question_to_lexical_search(embedd
     with pytest.raises(SemanticError, match="kb_embed --reset"):
         nearest(other_model, 5)
     assert urls(retrieve(question, query_vector=other_model).passages) == ["https://shop.example/shipping"]
+
+
+def test_a_chat_turn_answers_a_question_in_other_words_from_the_page(api, embeddings, shop):
+    embed_pending()
+    embeddings.reset(reply="Yes, within 30 days [1].")
+
+    response = api.post("/api/chat", {"query": "Can I get a reimbursement?"}, format="json")
+
+    assert response.status_code == 200
+    assert [c["url"] for c in response.json()["citations"]] == ["https://shop.example/returns"]
+    assert embeddings.embedding_requests[-1]["input"] == ["Can I get a reimbursement?"]
+
+
+def test_a_chat_turn_is_answered_lexically_when_embeddings_are_down(api, embeddings, shop):
+    embed_pending()
+    embeddings.reset(reply="Yes [1].", embedding_status=503)
+
+    response = api.post("/api/chat", {"query": "Do you ship to Canada?"}, format="json")
+
+    assert response.status_code == 200
+    assert [c["url"] for c in response.json()["citations"]] == ["https://shop.example/shipping"]
