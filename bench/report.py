@@ -317,9 +317,9 @@ def retrieval_markdown(retrieval: dict) -> str:
         "position; recall@k: a chunk of a gold page among the first k. Refusal accuracy: unanswerable refused "
         "and answerable not, over all questions.",
         "",
-        "| ranking | recall@1 | recall@5 | MRR@10 | refusal accuracy | unanswerable refused "
-        "| answerable refused | p50 per question |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ranking | recall@1 | recall@5 | MRR@10 | gold page in `retrieve`'s passages | refusal accuracy "
+        "| unanswerable refused | answerable refused | p50 per question |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [
         ("ours (`search` / `retrieve`), PostgreSQL", pg["quality"]["ours"]),
@@ -332,6 +332,7 @@ def retrieval_markdown(retrieval: dict) -> str:
             continue
         lines.append(
             f"| {name} | {q['recall_at_1']:.2f} | {q['recall_at_5']:.2f} | {q['mrr_at_10']:.2f} "
+            f"| {'—' if q.get('gold_in_passages') is None else format(q['gold_in_passages'], '.2f')} "
             f"| {q['refusal_accuracy']:.2f} | {q['unanswerable_refused']:.2f} | {q['answerable_refused']:.2f} "
             f"| {_n(q['p50_ms'], 2)} ms |"
         )
