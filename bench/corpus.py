@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ARCHIVE = FIXTURES / "django-docs-3.2.25.tar.xz"
 QUESTIONS = FIXTURES / "retrieval-questions.json"
 PREFIX = "django-docs/"
-# One Last-Modified for every page: the day the archive's pages were built into the package.
+# One fixed Last-Modified for every page: nothing on this site changes during a run.
 LAST_MODIFIED = email.utils.formatdate(1_700_000_000, usegmt=True)
 
 

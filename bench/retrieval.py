@@ -67,13 +67,28 @@ def measure(*, admin_url: str, quick: bool, log, raw: Path) -> dict:
             if backend == "sqlite" and phase == "quality" and quick:
                 # A smoke run crawls once (on PostgreSQL); SQLite stores what that crawl extracted.
                 command += ["--store-from", str(raw / "retrieval-extracted.json")]
-            subprocess.run([*command, *(["--quick"] if quick else [])], cwd=REPO, check=True)
+            try:
+                subprocess.run([*command, *(["--quick"] if quick else [])], cwd=REPO, check=True)
+            finally:
+                drop(admin_url, url)  # up to 7 million postings: nothing to keep once measured
             out[backend][phase] = json.loads(target.read_text())
     out["same_top10"] = same_rankings(out["postgresql"]["quality"], out["sqlite"]["quality"])
     for backend in ("postgresql", "sqlite"):  # every question's top 10 stays in raw/, not in the results
         for ranking in ("ours", "bm25s", "ts_rank"):
             out[backend]["quality"].get(ranking, {}).pop("top10", None)
     return out
+
+
+def drop(admin_url: str, url: str) -> None:
+    import psycopg
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        return
+    names = [url.rsplit("/", 1)[1]] + (["bench_retrieval_empty"] if url.endswith("_scale") else [])
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        for name in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def empty_database(admin_url: str) -> str:
