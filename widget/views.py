@@ -7,6 +7,7 @@ import re
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import PrefixNode
 from django.views.decorators.http import require_safe
@@ -71,13 +72,28 @@ def snippet_urls(request) -> dict:
     }
 
 
-@require_safe
-@page_headers()
-def demo(request):
-    """A sample customer site with the widget embedded by its one tag."""
+# The sample site's pages besides its home page, each a template in widget/demo/.
+# kb_demo puts them all in the knowledge base, so that the widget answers from them.
+DEMO_PAGES = ("tents", "sleeping-bags", "packs-and-clothing", "shipping", "returns", "warranty", "faq", "contact", "about")
+
+
+def demo_context(request, page: str) -> dict:
+    """What every page of the sample site needs: its own name, for the navigation, and
+    the snippets, for its one widget tag and the ribbon that shows it."""
     urls = snippet_urls(request)
     tag = f'<script src="{urls["widget_src"]}" data-api-base="{urls["api_base"]}" defer></script>'
-    return render(request, "widget/demo.html", {**urls, "embed_tag": tag})
+    return {**urls, "embed_tag": tag, "page": page}
+
+
+@require_safe
+@page_headers()
+def demo(request, page: str | None = None):
+    """A page of a sample customer site (its home page without ``page``), with the
+    widget embedded by its one tag."""
+    if page is not None and page not in DEMO_PAGES:
+        raise Http404("No such page on the demo site.")
+    name = page or "home"
+    return render(request, f"widget/demo/{name}.html", demo_context(request, name))
 
 
 @require_safe
@@ -85,4 +101,4 @@ def demo(request):
 def demo_full_page(request):
     """The sample site's own full chat page: /chat framed by the full-page snippet, the
     way a customer's ``/chatbot`` page does it."""
-    return render(request, "widget/demo_full_page.html", snippet_urls(request))
+    return render(request, "widget/demo_full_page.html", demo_context(request, "chatbot"))
