@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import PrefixNode
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from conversations.display import link_hosts, visible
@@ -74,7 +75,22 @@ def snippet_urls(request) -> dict:
 
 # The sample site's pages besides its home page, each a template in widget/demo/.
 # kb_demo puts them all in the knowledge base, so that the widget answers from them.
-DEMO_PAGES = ("tents", "sleeping-bags", "packs-and-clothing", "shipping", "returns", "warranty", "faq", "contact", "about")
+DEMO_PAGES = (
+    "tents",
+    "sleeping-bags",
+    "packs-and-clothing",
+    "shipping",
+    "returns",
+    "warranty",
+    "faq",
+    "contact",
+    "about",
+)
+
+
+def demo_paths() -> list[str]:
+    """The paths of the sample site's pages: what its sitemap lists and kb_demo ingests."""
+    return [reverse("widget-demo"), *(reverse("widget-demo-page", args=[page]) for page in DEMO_PAGES)]
 
 
 def demo_context(request, page: str) -> dict:
@@ -94,6 +110,14 @@ def demo(request, page: str | None = None):
         raise Http404("No such page on the demo site.")
     name = page or "home"
     return render(request, f"widget/demo/{name}.html", demo_context(request, name))
+
+
+@require_safe
+def demo_sitemap(request):
+    """The sample site's sitemap, as a real site publishes one, so that the knowledge
+    base can re-sync the demo like any other site."""
+    urls = [request.build_absolute_uri(path) for path in demo_paths()]
+    return render(request, "widget/demo/sitemap.xml", {"urls": urls}, content_type="application/xml")
 
 
 @require_safe
