@@ -176,3 +176,46 @@ def test_a_follow_up_question_still_finds_the_tent():
 
     assert best.url == f"{SERVER}/widget/demo/tents/"
     assert "$329" in best.text
+
+
+@pytest.fixture
+def offline(settings):
+    """The built-in offline responder answers, as on a fresh ``./dev.sh serve`` with no key."""
+    settings.OPENAI_API_KEY = ""
+    settings.CHATBOT_MODEL_BACKEND = "conversations.llm.OfflineChatModel"
+
+
+def test_with_no_model_the_chat_answers_the_tent_question_from_the_tents_page_and_cites_it(api, offline):
+    kb_demo()
+
+    body = api.post("/api/chat", {"query": "Which tent is best for two people?"}, format="json").json()
+
+    assert body["answer_status"] == "answered"
+    assert "The best tent for two people is the Ridgeline 2P ($329)" in body["answer"]
+    assert "[1]" in body["answer"]
+    first = body["citations"][0]
+    assert (first["id"], first["url"], first["title"], first["heading"]) == (
+        1,
+        f"{SERVER}/widget/demo/tents/",
+        "Tents · Northwind Outdoor Co.",
+        "Tents > Which tent should I choose? > For two people",
+    )
+    assert {citation["url"] for citation in body["citations"]} == {f"{SERVER}/widget/demo/tents/"}
+
+
+def test_with_no_model_the_follow_up_how_much_is_it_still_answers_from_the_tents_page(api, offline):
+    kb_demo()
+    first = api.post("/api/chat", {"query": "Which tent is best for two people?"}, format="json").json()
+
+    body = api.post("/api/chat", {"query": "and how much is it?", "session_id": first["session_id"]}, format="json")
+
+    assert "$329" in body.json()["answer"]
+    assert body.json()["citations"][0]["url"] == f"{SERVER}/widget/demo/tents/"
+
+
+def test_with_no_model_a_question_the_site_does_not_answer_gets_no_answer(api, offline):
+    kb_demo()
+
+    body = api.post("/api/chat", {"query": "Do you sell kayaks?"}, format="json").json()
+
+    assert (body["answer_status"], body["citations"]) == ("no_answer", [])
