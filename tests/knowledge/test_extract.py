@@ -110,4 +110,4 @@ def test_an_unsupported_format_is_an_extract_error():
 
 def test_a_page_without_text_is_an_extract_error():
     with pytest.raises(ExtractError, match="no text"):
-        extract(b"<html><body><nav><a href='/'>Home</a></nav></body></html>", name="https://shop.example/")
+        extract(b"<html><head><title>Empty</title></head><body></body></html>", name="https://shop.example/")

@@ -59,7 +59,7 @@ def test_a_loopback_address_is_refused_while_private_hosts_are_not_allowed(site,
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "localhost", "10.0.0.8", "192.168.1.1", "172.16.0.1", "169.254.169.254", "0.0.0.0"]
+    ["127.0.0.1", "localhost", "10.0.0.8", "192.168.1.1", "172.16.0.1", "169.254.169.254", "0.0.0.0"]  # noqa: S104
     + ["100.64.0.1", "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "2130706433"],
 )
 def test_private_loopback_link_local_multicast_reserved_and_unspecified_addresses_are_refused(host, settings):
