@@ -240,9 +240,13 @@ def _note(run: SyncRun, entries: list[dict[str, str]]) -> None:
     run.errors.extend(entries[: max(room, 0)])
 
 
+def run_counts(run: SyncRun) -> str:
+    """ "3 added, 0 updated, 12 unchanged, 1 removed, 0 failed" """
+    return ", ".join(f"{getattr(run, name)} {name}" for name in RUN_COUNTS)
+
+
 def run_report(run: SyncRun) -> str:
     """A run as the commands print it: the counts, then each error on its own line."""
-    counts = ", ".join(f"{getattr(run, name)} {name}" for name in RUN_COUNTS)
-    lines = [f"{run.source.location}: {run.status}. {counts}; {run.requests} requests."]
+    lines = [f"{run.source.location}: {run.status}. {run_counts(run)}; {run.requests} requests."]
     lines += [f"  {entry['url']}: {entry['error']}" for entry in run.errors]
     return "\n".join(lines)
