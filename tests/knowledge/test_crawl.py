@@ -44,6 +44,14 @@ def test_robots_txt_rules_for_our_user_agent_apply(site, settings):
     assert listing_of(site.url("/sitemap.xml")).pages == []
 
 
+@pytest.mark.parametrize(("status", "taken"), [(404, ["/tents"]), (410, ["/tents"]), (401, []), (403, [])])
+def test_no_robots_txt_allows_everything_and_a_forbidden_one_nothing(site, status, taken):
+    site.status("/robots.txt", status)
+    site.sitemap("/sitemap.xml", ["/tents"])
+
+    assert listing_of(site.url("/sitemap.xml")).pages == [site.url(path) for path in taken]
+
+
 def test_a_robots_txt_that_answers_5xx_stops_the_crawl(site):
     site.status("/robots.txt", 503)
     site.sitemap("/sitemap.xml", ["/tents"])

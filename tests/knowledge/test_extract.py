@@ -5,45 +5,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge.extract import ExtractError, extract
-
-PRODUCT_PAGE = b"""<!doctype html><html><head><title>Trail 2 tent</title></head><body>
-<header><nav><a href="/">Home</a> <a href="/shop">Shop</a> <a href="/contact">Contact us</a></nav></header>
-<div id="cookie-banner" class="cookie-consent">We use cookies to improve your experience. Accept all cookies?</div>
-<main><article>
-<h1>Trail 2 tent</h1>
-<p>The Trail 2 is our best tent for two people: light, quick to pitch, and dry in a storm.</p>
-<h2>Specifications</h2>
-<ul><li>Weight: 1.9 kg</li><li>Sleeps: 2</li></ul>
-<table><tr><th>Size</th><th>Price</th></tr><tr><td>2 person</td><td>$299</td></tr></table>
-<h2>Care</h2><p>Dry the tent completely before you store it.</p>
-</article></main>
-<footer>Copyright 2026 Outdoor Shop. All rights reserved. Privacy policy.</footer>
-</body></html>"""
-
-
-def pdf_with_text(title: str, lines: list[str]) -> bytes:
-    """The smallest real PDF with a text layer: one page, Helvetica, one line per entry."""
-    text = " T* ".join(f"({line}) Tj" for line in lines)
-    stream = f"BT /F1 12 Tf 14 TL 72 720 Td {text} ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Title (%s) >>" % title.encode(),
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+from tests.knowledge.site import PRODUCT_PAGE, pdf_with_text
 
 
 def test_html_keeps_the_main_text_with_headings_lists_and_tables():

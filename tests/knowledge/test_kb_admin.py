@@ -12,9 +12,8 @@ from django.test import Client
 from knowledge.index import store_document
 from knowledge.models import Chunk, Document, Posting, Source, SourceKind, SourceState, SyncRun
 from knowledge.search import search
-from knowledge.sync import source_sync
-from tests.knowledge.test_extract import pdf_with_text
-from tests.knowledge.test_sync import shop
+from knowledge.sync import source_for_location, source_sync
+from tests.knowledge.site import pdf_with_text
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +39,8 @@ def outsider(django_user_model):
 
 @pytest.fixture
 def indexed(site):
-    """The test shop (tests/knowledge/test_sync.py), synced once."""
-    source = shop(site)
+    """The little shop of tests/knowledge/site.py, synced once."""
+    source = source_for_location(site.shop())
     source_sync(source=source)
     return source
 
@@ -97,7 +96,7 @@ def test_staff_without_knowledge_base_permissions_are_refused(django_user_model)
 
 
 def test_staff_add_a_sitemap_by_url_and_it_is_synced_at_once(staff, site):
-    shop(site).delete()  # the site is set up; the admin creates the source
+    site.shop()
 
     response = staff.post(
         "/admin/knowledge/source/add/", {"kind": "sitemap", "location": site.url("/sitemap.xml")}, follow=True

@@ -14,7 +14,7 @@ from knowledge.models import Chunk, Document, Posting, Source, SourceKind, Sourc
 from knowledge.search import search
 from knowledge.sync import SyncError, source_for_location, source_sync
 from knowledge.tasks import sync_source
-from tests.knowledge.test_extract import PRODUCT_PAGE, pdf_with_text
+from tests.knowledge.site import PRODUCT_PAGE, pdf_with_text
 
 pytestmark = pytest.mark.django_db
 
@@ -30,19 +30,7 @@ def best(query: str) -> str | None:
 
 
 def shop(site, *, etags: bool = True) -> Source:
-    """A little shop: a sitemap index over a plain and a gzipped sitemap, robots.txt
-    keeping crawlers out of /private/, and one listed page that redirects off the site."""
-    port = site.base_url.rpartition(":")[2]
-    site.robots("User-agent: *\nDisallow: /private/\n")
-    site.sitemap_index("/sitemap.xml", ["/sitemap-products.xml", "/sitemap-help.xml.gz"])
-    site.sitemap("/sitemap-products.xml", ["/tents", "/stoves", "/private/margins"])
-    site.sitemap("/sitemap-help.xml.gz", ["/shipping", "/partner"], compress=True)
-    site.html("/tents", "Trail 2 tent", "The Trail 2 is our best tent for two people.", etag='"t1"' if etags else "")
-    site.html("/stoves", "Camp stove", "A gas stove that boils water in three minutes.", etag='"s1"' if etags else "")
-    site.html("/shipping", "Shipping", "We ship to Norway within five working days.", etag='"h1"' if etags else "")
-    site.html("/private/margins", "Margins", "Our secret margins on kayaks.")
-    site.redirect("/partner", f"http://localhost:{port}/partner")
-    return source_for_location(site.url("/sitemap.xml"))
+    return source_for_location(site.shop(etags=etags))
 
 
 def chunk_rows():
