@@ -127,7 +127,8 @@ def _run_of(source: Source) -> Iterator[SyncRun]:
     """Claim ``source`` for a run and record how the run ended, whatever happens in it.
 
     A CrawlError (the listing could not be trusted, or the time limit stopped the crawl)
-    fails the run and removes nothing; any other exception is our bug: recorded on the run, logged, and raised again.
+    fails the run and removes nothing; any other exception is our bug: recorded on the
+    run, logged, and raised again.
     """
     run = _claim(source)
     error = ""
@@ -144,11 +145,14 @@ def _run_of(source: Source) -> Iterator[SyncRun]:
         run.status = SyncStatus.FAILED if error else SyncStatus.SUCCEEDED
         if error:
             run.errors.insert(0, {"url": source.location, "error": error})
-        run.save()
-        source.state = SourceState.FAILED if run.status == SyncStatus.FAILED else SourceState.READY
-        source.last_synced_at = run.finished_at
-        source.last_error = error
-        source.save(update_fields=["state", "last_synced_at", "last_error"])
+        source.state = SourceState.FAILED if error else SourceState.READY
+        source.last_synced_at, source.last_error = run.finished_at, error
+        # Updates, not saves: a source deleted while it synced stays deleted.
+        recorded = ["finished_at", "status", "errors", "requests", *RUN_COUNTS]
+        SyncRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in recorded})
+        Source.objects.filter(pk=source.pk).update(
+            state=source.state, last_synced_at=source.last_synced_at, last_error=source.last_error
+        )
 
 
 def _claim(source: Source) -> SyncRun:
