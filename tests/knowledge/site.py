@@ -12,6 +12,7 @@ import gzip
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
 
 
 @dataclass
@@ -133,11 +134,11 @@ class LoopbackSite:
     def sitemap(self, path: str, urls: list[str], *, compress: bool = False) -> None:
         """A sitemap listing ``urls`` (paths on this site or absolute URLs); gzipped with
         ``compress``, as ``.xml.gz`` sitemaps are."""
-        entries = "".join(f"<url><loc>{self._absolute(u)}</loc></url>" for u in urls)
+        entries = "".join(f"<url><loc>{escape(self._absolute(u))}</loc></url>" for u in urls)
         self._xml(path, f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>', compress)
 
     def sitemap_index(self, path: str, sitemaps: list[str]) -> None:
-        entries = "".join(f"<sitemap><loc>{self._absolute(u)}</loc></sitemap>" for u in sitemaps)
+        entries = "".join(f"<sitemap><loc>{escape(self._absolute(u))}</loc></sitemap>" for u in sitemaps)
         self._xml(path, f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>')
 
     def _xml(self, path: str, xml: str, compress: bool = False) -> None:

@@ -129,6 +129,18 @@ def test_the_list_shows_each_sources_state_counts_last_sync_and_last_errors(staf
     assert "another site" in row
 
 
+def test_errors_from_a_crawled_site_are_shown_as_text(staff, site):
+    site.sitemap("/sitemap.xml", [f"http://elsewhere.example/{XSS}"])
+    source = source_for_location(site.url("/sitemap.xml"))
+    source_sync(source=source)
+
+    for path in ["/admin/knowledge/source/", f"/admin/knowledge/source/{source.pk}/change/"]:
+        html = staff.get(path).content.decode()
+        assert "on another site, not fetched" in html
+        assert XSS not in html
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
 def test_the_list_costs_the_same_few_queries_however_many_sources(staff, django_assert_max_num_queries):
     for number in range(20):
         source = Source.objects.create(kind=SourceKind.URL, location=f"https://shop.example/p{number}")
