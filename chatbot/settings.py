@@ -342,6 +342,11 @@ CHATBOT_KB_USER_AGENT = env_str("CHATBOT_KB_USER_AGENT", "ChatbotKnowledgeBase/1
 # Optional semantic search: an OpenAI-compatible /embeddings model (through OPENAI_BASE_URL),
 # fused with the lexical rank. Empty: lexical only, and nothing is sent anywhere.
 CHATBOT_EMBEDDING_MODEL = env_str("CHATBOT_EMBEDDING_MODEL")
+# A passage found by meaning rather than by the question's words clears the relevance bar
+# when its cosine with the question reaches this. Models differ (ada-002 puts unrelated
+# texts near 0.7, text-embedding-3-* and MiniLM near 0.1-0.2): 0.5 errs high, so that a
+# question the pages do not answer stays unanswered rather than answered from a neighbour.
+CHATBOT_EMBEDDING_MIN_SIMILARITY = env_float("CHATBOT_EMBEDDING_MIN_SIMILARITY", 0.5)
 
 # --- Background tasks -------------------------------------------------------------------
 # Crawls and re-syncs outlive a request: in production they run on the database task

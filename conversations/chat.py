@@ -195,9 +195,22 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
 
 async def gather_sources(turn: Turn, *, database: Database) -> Retrieval:
     """The knowledge base's passages for this turn, found with the visitor's previous
-    question too, so that a follow-up ("and how much is it?") finds its subject."""
+    question too, so that a follow-up ("and how much is it?") finds its subject.
+
+    With semantic search on, the question's embedding is fetched first (network, no
+    connection held); if the embeddings server fails, the turn is answered lexically.
+    """
     earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
-    return await database(retrieve)(text=turn.query, previous=earlier[-1] if earlier else None)
+    previous = earlier[-1] if earlier else None
+    vector = None
+    if settings.CHATBOT_EMBEDDING_MODEL:
+        from knowledge.semantic import SemanticError, embed_query  # numpy: only with semantic search on
+
+        try:
+            vector = await embed_query(f"{previous}\n{turn.query}" if previous else turn.query)
+        except SemanticError as error:
+            logger.warning("Embeddings unavailable, answering from lexical search only: %s", error)
+    return await database(retrieve)(text=turn.query, previous=previous, query_vector=vector)
 
 
 async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply:

@@ -23,6 +23,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
@@ -31,6 +32,9 @@ from django.db.models import Count
 from conversations.tokens import estimate_tokens
 from knowledge.analysis import terms
 from knowledge.models import Chunk, Corpus, Posting
+
+if TYPE_CHECKING:
+    import numpy as np
 
 K1 = 1.2
 B = 0.75
@@ -58,6 +62,15 @@ class Hit:
     # Share of the question's weight this passage's terms carry (0 to 1).
     coverage: float = 0.0
     snippet: str = ""
+    # Cosine with the question's embedding, when semantic search found it among the nearest.
+    similarity: float | None = None
+
+    @property
+    def relevant(self) -> bool:
+        """Clears the relevance bar: enough of the question's terms, or near enough in meaning."""
+        if self.coverage >= MIN_COVERAGE:
+            return True
+        return self.similarity is not None and self.similarity >= settings.CHATBOT_EMBEDDING_MIN_SIMILARITY
 
 
 @dataclass
@@ -85,21 +98,26 @@ class Query:
         return cls(weights)
 
 
-def search(text: str, *, limit: int = 10, previous: str | None = None) -> list[Hit]:
-    """The best ``limit`` passages for ``text``, best first."""
+def search(
+    text: str, *, limit: int = 10, previous: str | None = None, query_vector: np.ndarray | None = None
+) -> list[Hit]:
+    """The best ``limit`` passages for ``text``, best first (``query_vector``: see ``candidates``)."""
     query = Query.of(text, previous)
     corpus = Corpus.objects.filter(pk=1).first()
     if not query.weights or corpus is None or corpus.chunks <= 0:
         return []
-    return rank(query, corpus, limit=limit)
+    return candidates(query, corpus, limit=limit, query_vector=query_vector)
 
 
-def retrieve(text: str, *, previous: str | None = None, budget_tokens: int | None = None) -> Retrieval:
+def retrieve(
+    text: str, *, previous: str | None = None, budget_tokens: int | None = None, query_vector: np.ndarray | None = None
+) -> Retrieval:
     """The passages a chat turn's answer should be grounded in.
 
-    Only passages that clear the relevance bar (``MIN_COVERAGE``) are kept, at most
+    Only passages that clear the relevance bar (``Hit.relevant``) are kept, at most
     ``PASSAGES_PER_PAGE`` from one page and ``CHATBOT_KB_MAX_PASSAGES`` in all, best
     first, until ``budget_tokens`` (default ``CHATBOT_KB_CONTEXT_TOKENS``) is spent.
+    With ``query_vector``, passages near the question in meaning are candidates too.
     """
     budget = settings.CHATBOT_KB_CONTEXT_TOKENS if budget_tokens is None else budget_tokens
     corpus = Corpus.objects.filter(pk=1).first()
@@ -110,10 +128,10 @@ def retrieve(text: str, *, previous: str | None = None, budget_tokens: int | Non
         return Retrieval(empty=False)
     passages: list[Hit] = []
     per_page: Counter[int] = Counter()
-    for hit in rank(query, corpus, limit=CANDIDATES):
+    for hit in candidates(query, corpus, limit=CANDIDATES, query_vector=query_vector):
         if len(passages) >= settings.CHATBOT_KB_MAX_PASSAGES:
             break
-        if hit.coverage < MIN_COVERAGE or per_page[hit.document_id] >= PASSAGES_PER_PAGE:
+        if not hit.relevant or per_page[hit.document_id] >= PASSAGES_PER_PAGE:
             continue
         cost = estimate_tokens(hit.text)
         if cost > budget:
@@ -122,6 +140,16 @@ def retrieve(text: str, *, previous: str | None = None, budget_tokens: int | Non
         per_page[hit.document_id] += 1
         passages.append(hit)
     return Retrieval(passages=passages, empty=False)
+
+
+def candidates(query: Query, corpus: Corpus, *, limit: int, query_vector: np.ndarray | None = None) -> list[Hit]:
+    """BM25's best; given the question's embedding (``knowledge.semantic.embed_query``),
+    their reciprocal rank fusion with the chunks nearest it in meaning."""
+    if query_vector is None:
+        return rank(query, corpus, limit=limit)
+    from knowledge import semantic  # numpy and the embeddings client: only with semantic search on
+
+    return semantic.fused(query, corpus, query_vector, limit=limit)
 
 
 def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:

@@ -3,7 +3,7 @@ checking what the bot will answer from."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +29,10 @@ class SearchView(APIView):
             OpenApiParameter("q", str, required=True, description="The query, as a visitor would ask it."),
             OpenApiParameter("limit", int, description="Results, 1 to 50 (default 10)."),
         ],
-        responses={200: SearchResponseSerializer},
+        responses={
+            200: SearchResponseSerializer,
+            403: OpenApiResponse(description="Not staff, and no valid server API key."),
+        },
     )
     def get(self, request):
         query = SearchQuerySerializer(data=request.query_params)

@@ -2,16 +2,41 @@
 HTTP, so everything on our side of the network is real.
 
 It serves ``POST /v1/chat/completions``, plain and streamed, records every request it
-receives, and can be told to misbehave in each way a real upstream does.
+receives, and can be told to misbehave in each way a real upstream does. It also serves
+``POST /v1/embeddings`` (recorded apart, in ``embedding_requests``) with deterministic
+vectors: see ``fake_embedding``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EMBEDDING_DIMENSIONS = 256
+# Words the fake embeds as one meaning, so that a question can be near a page that never
+# uses its words ("reimbursement" finds "refund"), as a real embedding model would be.
+SYNONYMS = {"reimbursement": "refund", "shelter": "tent"}
+EMBEDDING_STOPWORDS = set("a an and are can do for i in is it my of the to we".split())
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A bag of words: each word (a synonym as the word it stands for, a plural as its
+    singular) counts on one dimension, so texts sharing words or meanings are near.
+    Not normalised, as some servers' vectors are not."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word in EMBEDDING_STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s"):
+            word = word[:-1]
+        word = SYNONYMS.get(word, word)
+        vector[zlib.crc32(word.encode()) % EMBEDDING_DIMENSIONS] += 1.0
+    return vector
 
 
 class _Server(ThreadingHTTPServer):
@@ -36,6 +61,8 @@ class Behaviour:
     # client holds that many open together, by counting rather than by timing.
     hold_until_in_flight: int | None = None
     empty: bool = False  # answer a completion with no content
+    embedding_status: int = 200  # anything else: /embeddings answers with an error body
+    embedding_failures_after: int = 0  # ...after answering this many /embeddings requests well
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
 
 
@@ -43,6 +70,7 @@ class FakeOpenAI:
     def __init__(self):
         self.behaviour = Behaviour()
         self.requests: list[dict] = []
+        self.embedding_requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at one time
         self._lock = threading.Lock()
@@ -70,6 +98,7 @@ class FakeOpenAI:
         with self._lock:
             self.behaviour = Behaviour(**behaviour)
             self.requests.clear()
+            self.embedding_requests.clear()
             self.max_in_flight = 0
 
     @property
@@ -108,6 +137,8 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self):
+                if self.path.endswith("/embeddings"):
+                    return self._embeddings()
                 try:
                     self._answer()
                 finally:
@@ -134,6 +165,26 @@ class FakeOpenAI:
                 if body.get("stream"):
                     return self._stream(body, behaviour)
                 return self._json(200, self._completion(body, behaviour))
+
+            def _embeddings(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.embedding_requests.append(body)
+                    behaviour = fake.behaviour
+                    answered = len(fake.embedding_requests) - 1
+                if behaviour.embedding_status != 200 and answered >= behaviour.embedding_failures_after:
+                    return self._json(
+                        behaviour.embedding_status,
+                        {"error": {"message": f"fake failure {behaviour.embedding_status}", "type": "server_error"}},
+                    )
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": fake_embedding(text)}
+                    for i, text in enumerate(inputs)
+                ]
+                usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+                return self._json(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
 
             def _completion(self, body, behaviour):
                 completion = {
