@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from knowledge.index import store_document
 from knowledge.models import Chunk, Document, Source, SourceKind, SourceState, SyncRun, SyncStatus
 from knowledge.search import search
+from knowledge.sync import run_counts, source_sync
 
 pytestmark = pytest.mark.django_db
 
@@ -84,9 +85,7 @@ def test_kb_demo_stores_each_page_under_its_address_on_the_development_server():
         SourceState.READY,
     )
     assert sorted(Document.objects.values_list("url", flat=True)) == sorted(SERVER + path for path in PAGES)
-    assert Document.objects.get(url=f"{SERVER}/widget/demo/shipping/").title == (
-        "Shipping and delivery · Northwind Outdoor Co."
-    )
+    assert Document.objects.get(url=f"{SERVER}/widget/demo/shipping/").title == ("Shipping and delivery")
     run = SyncRun.objects.get()
     assert (run.status, run.added, run.failed) == (SyncStatus.SUCCEEDED, 10, 0)
 
@@ -118,6 +117,19 @@ def test_a_second_run_adds_nothing():
     assert list(Chunk.objects.values_list("pk", flat=True)) == chunks
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_re_sync_from_the_running_server_finds_every_page_unchanged(live_server, settings):
+    """The pages kb_demo rendered in-process are the ones the crawler fetches from the
+    sitemap, so ``kb_sync`` on the demo rewrites nothing."""
+    settings.CHATBOT_KB_ALLOW_PRIVATE_HOSTS = True  # the development server is on loopback
+    kb_demo("--base-url", live_server.url)
+
+    run = source_sync(source=Source.objects.get())
+
+    assert run.status == SyncStatus.SUCCEEDED
+    assert run_counts(run) == "0 added, 0 updated, 10 unchanged, 0 removed, 0 failed"
+
+
 def test_kb_demo_leaves_a_knowledge_base_that_has_a_source_of_its_own_alone():
     source = Source.objects.create(kind=SourceKind.SITEMAP, location="https://shop.example/sitemap.xml")
     store_document(source=source, url="https://shop.example/", title="Shop", markdown="Our own pages.")
@@ -138,8 +150,8 @@ def test_the_tent_question_finds_the_tents_page_and_its_advice_for_two_first():
     best = search("Which tent is best for two people?")[0]
 
     assert best.url == f"{SERVER}/widget/demo/tents/"
-    assert best.heading == "Tents > Which tent should I choose? > For two people"
-    assert best.title == "Tents · Northwind Outdoor Co."
+    assert best.heading == "Which tent should I choose? > For two people"
+    assert best.title == "Tents"
     assert "The best tent for two people is the Ridgeline 2P ($329)" in best.text
 
 
@@ -166,7 +178,7 @@ def test_the_refund_policy_for_damaged_items_is_found_on_the_returns_page():
     hits = search("What is your refund policy for damaged items?", limit=2)
 
     assert {hit.url for hit in hits} == {f"{SERVER}/widget/demo/returns/"}
-    assert "Returns and refunds > Damaged, faulty or wrong items" in {hit.heading for hit in hits}
+    assert "Damaged, faulty or wrong items" in {hit.heading for hit in hits}
 
 
 def test_a_follow_up_question_still_finds_the_tent():
@@ -197,8 +209,8 @@ def test_with_no_model_the_chat_answers_the_tent_question_from_the_tents_page_an
     assert (first["id"], first["url"], first["title"], first["heading"]) == (
         1,
         f"{SERVER}/widget/demo/tents/",
-        "Tents · Northwind Outdoor Co.",
-        "Tents > Which tent should I choose? > For two people",
+        "Tents",
+        "Which tent should I choose? > For two people",
     )
     assert {citation["url"] for citation in body["citations"]} == {f"{SERVER}/widget/demo/tents/"}
 
