@@ -131,9 +131,10 @@
 
   function messageNode(role, content, extraClass = "", citations = []) {
     const bubble = h("div", { className: "cb-bubble" });
-    if (role === "assistant") bubble.append(renderMarkdown(content));
-    else bubble.textContent = visible(content);
-    if (Array.isArray(citations) && citations.length) cite(bubble, citations);
+    if (role === "assistant") {
+      bubble.append(renderMarkdown(content));
+      if (Array.isArray(citations) && citations.length) cite(bubble, citations);
+    } else bubble.textContent = visible(content);
     return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
       h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
       bubble,

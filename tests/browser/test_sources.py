@@ -39,7 +39,7 @@ def citations(site: str, stranger: str) -> list[dict]:
     ]
 
 
-def seeded(metadata: dict, *, source: str = "widget", later: list[tuple[str, str]] = ()):
+def seeded(metadata: dict, *, source: str = "widget", later: tuple[tuple[str, str], ...] = ()):
     """A session whose answer (ANSWER) has this metadata, and then the ``later`` turns."""
     turns = [("user", "Which tent is best for two people?"), ("assistant", ANSWER, metadata), *later]
     return in_db_thread(lambda: session_with_messages(turns, source=source))
@@ -112,7 +112,7 @@ def test_the_full_page_shows_the_sources_of_earlier_messages_it_loads(
 ):
     settings.CHATBOT_PAGE_SIZE = 2
     site, stranger = customer_site.origin, stranger_site.origin
-    later = [("user", "And a bigger one?"), ("assistant", "The Trail 4.")]
+    later = (("user", "And a bigger one?"), ("assistant", "The Trail 4."))
     session = seeded({"citations": citations(site, stranger)}, source="page", later=later)
     page = new_page()
     page.goto(f"{live_server.url}/chat?session={session.public_id}")
@@ -137,14 +137,14 @@ def test_the_full_page_renders_the_sources_of_its_transcript(new_page, live_serv
 
 
 def test_markup_in_a_citations_title_and_snippet_is_shown_as_text(
-    new_page, watch, live_server, customer_site, stranger_site, settings
+    new_page, watch, live_server, customer_site, settings
 ):
     settings.CHATBOT_PAGE_SIZE = 2
     hostile = [
         {"id": 1, "title": XSS, "url": f"{customer_site.origin}/x", "heading": XSS, "snippet": XSS},
         {"id": 2, "title": XSS, "url": None, "heading": "", "snippet": "<script>window.pwned=2</script>"},
     ]
-    session = seeded({"citations": hostile}, later=[("user", "Thanks"), ("assistant", "You're welcome.")])
+    session = seeded({"citations": hostile}, later=(("user", "Thanks"), ("assistant", "You're welcome.")))
     page = new_page()
     show_in_widget(page, session, customer_site.serve("/hostile", customer_page(widget_tag(live_server.url))))
     ChatUI(page).launcher.click()
