@@ -8,6 +8,7 @@ handler404 = "conversations.errors.not_found"
 handler500 = "conversations.errors.server_error"
 
 urlpatterns = [
+    path("api/kb/", include("knowledge.urls")),
     path("api/", include("conversations.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

@@ -5,10 +5,13 @@ A turn is a pipeline; each step says what it may touch:
 1. ``prepare_turn`` (database, no network): find or create the session, reserve the
    client_message_id so that duplicates never ask the model twice, read the context.
    Runs in the request's thread, before the response starts.
-2. ``gather_sources`` (network allowed, no database): where retrieval plugs in. Today
-   it finds nothing; it runs with no connection held.
-3. The model is asked (``conversations.llm``), awaited on the event loop with no
-   transaction open and no connection held, for however long it takes.
+2. ``gather_sources`` (database, through a database thread): the knowledge base's
+   passages for the query and the visitor's previous question (``knowledge.search``).
+3. The model is asked (``conversations.llm``) with those passages numbered in its
+   prompt (``conversations.grounding``), awaited on the event loop with no transaction
+   open and no connection held, for however long it takes. When the knowledge base
+   holds pages but none answers the question, strict mode answers that it could not
+   find it, and the model is not asked.
 4. ``finish_turn`` (database, no network): the user and assistant messages in one short
    transaction, which also drops the reservation.
 
@@ -31,9 +34,17 @@ from django.db import IntegrityError
 
 from conversations import inflight
 from conversations.exceptions import ClientMessageIdReused, SessionNotFound
+from conversations.grounding import (
+    AnswerStatus,
+    citations,
+    grounded_messages,
+    no_answer_reply,
+    upstream_citations,
+)
 from conversations.llm import Reply, chat_model
 from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
+from knowledge.search import Retrieval, retrieve
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,10 @@ class TurnResult:
     def offline(self) -> bool:
         return bool(self.assistant_message.metadata.get("offline"))
 
+    @property
+    def answer_status(self) -> str:
+        return self.assistant_message.metadata.get("answer_status", AnswerStatus.ANSWERED)
+
     def as_replay(self) -> TurnResult:
         return TurnResult(self.session, self.user_message, self.assistant_message, replayed=True)
 
@@ -78,7 +93,7 @@ class Turn:
     replay: TurnResult | None = None
     # Another request holds this client_message_id's reservation: wait for its turn.
     answered_elsewhere: bool = False
-    sources: list = field(default_factory=list)
+    retrieval: Retrieval = field(default_factory=Retrieval)
 
     @property
     def owns_reservation(self) -> bool:
@@ -178,12 +193,36 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
     return TurnResult(session, user_message, assistant_message, replayed=True)
 
 
-async def gather_sources(turn: Turn) -> list:
-    """Passages the answer should be grounded in (the knowledge base plugs in here).
+async def gather_sources(turn: Turn, *, database: Database) -> Retrieval:
+    """The knowledge base's passages for this turn, found with the visitor's previous
+    question too, so that a follow-up ("and how much is it?") finds its subject."""
+    earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
+    return await database(retrieve)(text=turn.query, previous=earlier[-1] if earlier else None)
 
-    Network allowed, database not: no connection is held while this waits.
-    """
-    return []
+
+async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply:
+    """The answer to a turn whose sources are gathered: the model's, grounded in them,
+    or, in strict mode with nothing relevant on the site, that there is no answer."""
+    retrieval = turn.retrieval
+    if not retrieval.empty and not retrieval.answerable and settings.CHATBOT_KB_MODE == "strict":
+        reply = no_answer_reply()
+        if on_delta is not None:
+            on_delta(reply.text)
+    else:
+        messages = turn.context if retrieval.empty else grounded_messages(turn.context, retrieval.passages)
+        model = chat_model()
+        if on_delta is None:
+            reply = await model.complete(messages, sources=retrieval.passages)
+        else:
+            reply = await model.stream(messages, on_delta, sources=retrieval.passages)
+    if retrieval.passages:
+        reply.citations = citations(reply.text, retrieval.passages)
+    else:
+        reply.citations = upstream_citations(reply.citations)
+    if not retrieval.empty:
+        answerable = retrieval.answerable
+        reply.metadata["answer_status"] = AnswerStatus.ANSWERED if answerable else AnswerStatus.NO_ANSWER
+    return reply
 
 
 async def run_turn(turn: Turn, *, database: Database, on_delta: Callable[[str], None] | None = None) -> TurnResult:
@@ -197,12 +236,8 @@ async def run_turn(turn: Turn, *, database: Database, on_delta: Callable[[str], 
     if turn.answered_elsewhere:
         return await answer_of_another_request(turn, database=database, on_delta=on_delta)
     try:
-        turn.sources = await gather_sources(turn)
-        model = chat_model()
-        if on_delta is None:
-            reply = await model.complete(turn.context)
-        else:
-            reply = await model.stream(turn.context, on_delta)
+        turn.retrieval = await gather_sources(turn, database=database)
+        reply = await ask_model(turn, on_delta)
     except BaseException:
         if turn.owns_reservation:
             await database(release_reservation)(turn=turn)

@@ -16,6 +16,8 @@ import re
 
 from django.conf import settings
 
+from knowledge.models import Source, SourceKind
+
 INVISIBLE = re.compile("[\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
@@ -61,7 +63,7 @@ def link_hosts() -> frozenset[str]:
 
 
 def knowledge_link_hosts() -> set[str]:
-    """The hosts of the sites the knowledge base answers from: its answers cite their
-    pages, so links to them stay clickable. The knowledge base (``knowledge/``, a later
-    issue) plugs its sources' hosts in here; until it exists there are none."""
-    return set()
+    """The hosts of the sites the knowledge base answers from (its crawler stays on each
+    source's site), whose pages its answers cite, and of the no-answer contact link."""
+    locations = Source.objects.exclude(kind=SourceKind.FILES).values_list("location", flat=True)
+    return {link_host(url) for url in [*locations, settings.CHATBOT_KB_CONTACT_URL] if url} - {None}

@@ -5,10 +5,12 @@ A model backend is a class named by the dotted path in ``CHATBOT_MODEL_BACKEND``
 ``chat_model()``. Its contract, which ``tests/test_model_backends.py`` runs against
 every backend:
 
-* ``async complete(messages) -> Reply`` answers whole; ``async stream(messages,
-  on_delta) -> Reply`` calls ``on_delta(text)`` with each piece as it arrives, then
-  returns the whole ``Reply``. Both are awaited on the event loop and hold no thread
-  while they wait.
+* ``async complete(messages, sources=()) -> Reply`` answers whole; ``async
+  stream(messages, on_delta, sources=()) -> Reply`` calls ``on_delta(text)`` with each
+  piece as it arrives, then returns the whole ``Reply``. Both are awaited on the event
+  loop and hold no thread while they wait. ``sources`` are the knowledge base's
+  passages that the prompt numbers [1]…[n] (``conversations.grounding``); a backend
+  that reads the prompt may ignore them.
 * Both either return a complete reply or raise ``ModelError``: a reply that is empty,
   malformed or cut off mid-stream is an error, never a partial answer, so a caller
   stores a turn only after the model returned and nothing when it raised.
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -73,10 +75,10 @@ class ChatModel:
     def from_settings(cls) -> ChatModel:
         return cls()
 
-    async def complete(self, messages: list[dict]) -> Reply:
+    async def complete(self, messages: list[dict], sources: Sequence = ()) -> Reply:
         raise NotImplementedError
 
-    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None], sources: Sequence = ()) -> Reply:
         raise NotImplementedError
 
 
@@ -84,32 +86,28 @@ class OfflineChatModel(ChatModel):
     """Answers instantly and deterministically, with no network and no key.
 
     For trying the product and for benchmarks; every reply says it is offline, in its
-    text and in its metadata, so nobody mistakes it for a model.
+    text and in its metadata, so nobody mistakes it for a model. Given passages of the
+    knowledge base it answers extractively: the best sentence of each of the top ones,
+    cited, so the default install already answers from the site's pages.
     """
 
     provider = "offline"
     model = "offline-responder"
+    QUOTED_PASSAGES = 3
 
-    async def complete(self, messages: list[dict]) -> Reply:
-        return self._reply(messages)
+    async def complete(self, messages: list[dict], sources: Sequence = ()) -> Reply:
+        return self._reply(messages, sources)
 
-    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
-        reply = self._reply(messages)
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None], sources: Sequence = ()) -> Reply:
+        reply = self._reply(messages, sources)
         words = reply.text.split(" ")
         for index, word in enumerate(words):
             on_delta(word if index == len(words) - 1 else word + " ")
         return reply
 
-    def _reply(self, messages: list[dict]) -> Reply:
+    def _reply(self, messages: list[dict], sources: Sequence) -> Reply:
         started = time.perf_counter()
-        earlier = sum(1 for m in messages[:-1] if m["role"] in ("user", "assistant"))
-        query = messages[-1]["content"] if messages else ""
-        preview = " ".join(query.split())[:200]
-        text = (
-            f"**Offline responder** (no model is configured). You said: {preview}\n\n"
-            f"I can see {earlier} earlier message{'s' if earlier != 1 else ''} of this "
-            "conversation. Set `OPENAI_API_KEY` to get real answers."
-        )
+        text = self._quote(sources) if sources else self._echo(messages)
         return Reply(
             text=text,
             metadata={
@@ -119,6 +117,24 @@ class OfflineChatModel(ChatModel):
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 "finish_reason": "stop",
             },
+        )
+
+    def _quote(self, sources: Sequence) -> str:
+        quotes = [f"- {hit.snippet} [{n}]" for n, hit in enumerate(sources[: self.QUOTED_PASSAGES], start=1)]
+        return (
+            "**Offline responder** (no model is configured). This site's pages say:\n\n"
+            + "\n".join(quotes)
+            + "\n\nSet `OPENAI_API_KEY` to get written answers."
+        )
+
+    def _echo(self, messages: list[dict]) -> str:
+        earlier = sum(1 for m in messages[:-1] if m["role"] in ("user", "assistant"))
+        query = messages[-1]["content"] if messages else ""
+        preview = " ".join(query.split())[:200]
+        return (
+            f"**Offline responder** (no model is configured). You said: {preview}\n\n"
+            f"I can see {earlier} earlier message{'s' if earlier != 1 else ''} of this "
+            "conversation. Set `OPENAI_API_KEY` to get real answers."
         )
 
 
@@ -165,7 +181,7 @@ class OpenAIChatModel(ChatModel):
             client = self._clients[loop] = openai.AsyncOpenAI(**self._client_options, http_client=http_client)
         return client
 
-    async def complete(self, messages: list[dict]) -> Reply:
+    async def complete(self, messages: list[dict], sources: Sequence = ()) -> Reply:
         started = time.perf_counter()
         with translated_errors():
             completion = await self.client.chat.completions.create(
@@ -187,7 +203,7 @@ class OpenAIChatModel(ChatModel):
             ),
         )
 
-    async def stream(self, messages: list[dict], on_delta: Callable[[str], None]) -> Reply:
+    async def stream(self, messages: list[dict], on_delta: Callable[[str], None], sources: Sequence = ()) -> Reply:
         started = time.perf_counter()
         state = _StreamState(model=self.model)
         # on_delta runs here, outside translated_errors: its exceptions are ours.

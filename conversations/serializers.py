@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.exceptions import MessageTooLong
+from conversations.grounding import AnswerStatus
 from conversations.models import Channel, Message, Role, Session
 
 
@@ -208,11 +209,23 @@ class ChatTurnMessagesSerializer(serializers.Serializer):
     assistant = MessageSerializer()
 
 
+class CitationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The number the answer writes as [n], from 1.")
+    title = serializers.CharField()
+    url = serializers.CharField(allow_null=True, help_text="None for an uploaded file.")
+    heading = serializers.CharField(allow_blank=True)
+    snippet = serializers.CharField(allow_blank=True)
+
+
 class ChatResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     session_id = serializers.CharField(source="session.public_id")
     answer = serializers.CharField()
-    citations = serializers.ListField()
+    citations = CitationSerializer(many=True, help_text="The sources the answer cites, numbered as in its text.")
+    answer_status = serializers.ChoiceField(
+        choices=[status.value for status in AnswerStatus],
+        help_text="no_answer: the site's pages hold no answer to the question (and strict mode said so).",
+    )
     offline = serializers.BooleanField(help_text="True when the built-in offline responder answered.")
     replayed = serializers.BooleanField(help_text="True when this repeats a stored turn.")
     messages = serializers.SerializerMethodField()
@@ -256,6 +269,7 @@ def chat_turn_data(result) -> dict:
         "session_id": result.session.public_id,
         "answer": result.answer,
         "citations": result.citations,
+        "answer_status": result.answer_status,
         "offline": result.offline,
         "replayed": result.replayed,
         "messages": {"user": message_data(result.user_message), "assistant": message_data(result.assistant_message)},

@@ -20,8 +20,9 @@ MAX_TERM_LENGTH = 64
 WORD = re.compile(r"\w+(?:[.'’\-]\w+)*")
 PIECE = re.compile(r"[^\W_]+")
 
-# Words too common to tell one passage from another, and the question words visitors
-# type ("how do I", "can you"): they would match everything.
+# Words too common to tell one passage from another, and the words visitors wrap a
+# question in ("how do I", "can you", "do you sell"): pages rarely say them, so they
+# would count against a page that answers.
 STOPWORDS = frozenset(
     """
     a about above after again against all am an and any are aren't as at be because been before being below
@@ -32,7 +33,7 @@ STOPWORDS = frozenset(
     that's the their theirs them themselves then there there's these they they're this those through to too
     under until up very was wasn't we we're were weren't what what's when where which while who whom why with
     won't would wouldn't you you're your yours yourself yourselves please tell hi hello thanks thank hey ok okay
-    get got also any anything something someone much many
+    get got also any anything something someone much many sell sells offer offers carry stock buy
     """.split()
 )
 

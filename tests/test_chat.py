@@ -52,9 +52,14 @@ def test_it_passes_on_citations_from_servers_that_send_them(api, fake_llm):
 
     body = chat(api, query="Sources?").json()
 
-    assert body["citations"] == ["https://example.com/a", "https://example.com/b"]
+    # In the shape of the knowledge base's own citations, numbered as such servers number them.
+    expected = [
+        {"id": 1, "title": "https://example.com/a", "url": "https://example.com/a", "heading": "", "snippet": ""},
+        {"id": 2, "title": "https://example.com/b", "url": "https://example.com/b", "heading": "", "snippet": ""},
+    ]
+    assert body["citations"] == expected
     assistant = Message.objects.get(pk=body["messages"]["assistant"]["id"])
-    assert assistant.metadata["citations"] == ["https://example.com/a", "https://example.com/b"]
+    assert assistant.metadata["citations"] == expected
 
 
 def test_it_continues_the_session_named_in_the_body(api, fake_llm):

@@ -10,6 +10,7 @@ import pytest
 
 from conversations.display import link_host, link_hosts
 from conversations.models import MessageDraft, Role, Session
+from knowledge.models import Source, SourceKind
 from widget.markdown import render_markdown
 
 
@@ -37,6 +38,7 @@ def test_a_links_host_is_read_as_a_browser_reads_it_or_not_at_all(url, host):
     assert link_host(url) == host
 
 
+@pytest.mark.django_db
 def test_links_may_go_to_the_allowed_origins_and_the_link_hosts(settings):
     settings.CHATBOT_ALLOWED_ORIGINS = ["https://www.example.com", "http://127.0.0.1:8000", "https://shop.example:443"]
     settings.CHATBOT_LINK_HOSTS = ["docs.example.com"]
@@ -44,6 +46,18 @@ def test_links_may_go_to_the_allowed_origins_and_the_link_hosts(settings):
     assert link_hosts() == {"www.example.com", "127.0.0.1:8000", "shop.example", "docs.example.com"}
 
 
+@pytest.mark.django_db
+def test_links_may_go_to_the_knowledge_bases_sites_and_its_contact_page(settings):
+    settings.CHATBOT_ALLOWED_ORIGINS = []
+    settings.CHATBOT_KB_CONTACT_URL = "https://help.example/contact"
+    Source.objects.create(kind=SourceKind.SITEMAP, location="https://shop.example/sitemap.xml")
+    Source.objects.create(kind=SourceKind.URL, location="https://docs.example:8443/faq")
+    Source.objects.create(kind=SourceKind.FILES, location="Price lists")
+
+    assert link_hosts() == {"shop.example", "docs.example:8443", "help.example"}
+
+
+@pytest.mark.django_db
 def test_a_reply_links_only_to_allowlisted_hosts(settings):
     settings.CHATBOT_ALLOWED_ORIGINS = ["https://www.example.com"]
     settings.CHATBOT_LINK_HOSTS = []

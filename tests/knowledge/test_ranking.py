@@ -75,6 +75,12 @@ def test_a_question_the_site_does_not_answer_is_not_answerable(pages):
     assert retrieve("Do you ship to Canada?").answerable
 
 
+def test_the_words_a_question_is_wrapped_in_do_not_count_against_the_page(pages):
+    pages.add("/tents", "Tents", "The Trail 2 sleeps two people.")
+
+    assert retrieve("Hi, do you sell tents?").answerable
+
+
 def test_an_empty_knowledge_base_says_so(db):
     retrieval = retrieve("anything at all")
 
