@@ -11,17 +11,16 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from conversations.display import link_host, link_hosts, visible
+from conversations.grounding import AnswerStatus
 from conversations.models import Message, Role, Session
 
 # A session can hold thousands of messages; the page shows the latest this many.
 TRANSCRIPT_MESSAGES = 500
 CONTENT_GAPS_PER_PAGE = 100
-# The stored answer's metadata["answer_status"] when the knowledge base held no answer.
-NO_ANSWER = "no_answer"
 
 
 def no_answer_replies():
-    return Message.objects.filter(role=Role.ASSISTANT, metadata__answer_status=NO_ANSWER)
+    return Message.objects.filter(role=Role.ASSISTANT, metadata__answer_status=AnswerStatus.NO_ANSWER)
 
 
 def content_gaps():

@@ -185,7 +185,6 @@ def store_tent_pages(site: str) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="the turn does not retrieve from the knowledge base yet (conversations/chat.py)")
 def test_a_live_answer_shows_the_sources_it_cites_in_the_widget_and_the_page(
     new_page, live_server, customer_site, fake_llm
 ):
@@ -208,3 +207,19 @@ def test_a_live_answer_shows_the_sources_it_cites_in_the_widget_and_the_page(
     full.page.goto(f"{live_server.url}/chat")
     full.send("Which tent sleeps two people?", replies_after=1)
     expect(reply_of(full.page).get_by_role("list", name="Sources")).to_contain_text("Trail 2 tent")
+
+
+def test_the_offline_answer_shows_its_sources_the_same_way(new_page, live_server, customer_site):
+    site = customer_site.origin
+    in_db_thread(lambda: store_tent_pages(site))  # no API key: the offline responder quotes the pages
+    page = new_page()
+    page.goto(customer_site.serve("/offline", customer_page(widget_tag(live_server.url))))
+    widget = ChatUI(page)
+    widget.launcher.click()
+
+    widget.send("Which tent sleeps two people?", replies_after=1)
+    reply = reply_of(page)
+    sources = reply.get_by_role("list", name="Sources")
+    expect(sources.get_by_role("link", name="Trail 2 tent")).to_have_attribute("href", f"{site}/tents/trail-2")
+    markers = reply.locator(".cb-bubble > :not(.cb-sources)").get_by_role("link", name="[1]")
+    expect(markers.first).to_be_visible()
