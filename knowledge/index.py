@@ -84,7 +84,9 @@ def remove_documents(documents) -> int:
     """Remove documents from the index and the database at once; returns how many."""
     removed = 0
     with transaction.atomic():
-        for document in documents.select_for_update().order_by("pk"):
+        # By primary key: a queryset with annotations (the admin's) cannot be locked.
+        locked = Document.objects.filter(pk__in=list(documents.values_list("pk", flat=True))).select_for_update()
+        for document in locked.order_by("pk"):
             release(document)
             document.delete()
             removed += 1
@@ -94,7 +96,7 @@ def remove_documents(documents) -> int:
 def remove_sources(sources) -> int:
     """Delete sources and everything they put in the index; returns how many."""
     with transaction.atomic():
-        sources = list(sources.select_for_update())
+        sources = list(Source.objects.filter(pk__in=list(sources.values_list("pk", flat=True))).select_for_update())
         for source in sources:
             remove_documents(source.documents.all())
             source.delete()

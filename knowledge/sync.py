@@ -134,6 +134,7 @@ def _run_of(source: Source) -> Iterator[SyncRun]:
     error = ""
     try:
         yield run
+        _embed_new_chunks(run)
     except CrawlError as crawl_error:
         error = str(crawl_error)
     except BaseException as bug:
@@ -153,6 +154,20 @@ def _run_of(source: Source) -> Iterator[SyncRun]:
         Source.objects.filter(pk=source.pk).update(
             state=source.state, last_synced_at=source.last_synced_at, last_error=source.last_error
         )
+
+
+def _embed_new_chunks(run: SyncRun) -> None:
+    """With semantic search on, embed what the run indexed (outside any transaction). An
+    embeddings server that fails is noted on the run, not a failed sync: the pages are
+    searchable lexically already, and ``kb_embed`` or the next run catches up."""
+    if not settings.CHATBOT_EMBEDDING_MODEL:
+        return
+    from knowledge.semantic import SemanticError, embed_pending  # numpy: only with semantic search on
+
+    try:
+        embed_pending()
+    except SemanticError as error:
+        _note(run, [{"url": "", "error": f"embeddings: {error}"}])
 
 
 def _claim(source: Source) -> SyncRun:
