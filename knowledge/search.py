@@ -232,9 +232,12 @@ SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 MARKUP = re.compile(r"[*_`#>|]+|\[([^\]]*)\]\([^)]*\)")
 
 
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+
+
 def plain(text: str) -> str:
-    """Markdown reduced to the words a snippet shows."""
-    return " ".join(MARKUP.sub(lambda m: m.group(1) or " ", text).split())
+    """Markdown reduced to the words a snippet shows (a list item without its bullet)."""
+    return " ".join(MARKUP.sub(lambda m: m.group(1) or " ", LIST_ITEM.sub("", text)).split())
 
 
 def sentences(text: str) -> list[str]:

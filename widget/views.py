@@ -53,9 +53,16 @@ def chat_page(request):
 
 
 def shown(message) -> dict:
-    """A message as the page shows it: replies in the markdown subset, visitors' text as typed."""
-    html = render_markdown(message.content) if message.role == Role.ASSISTANT else None
-    return {"seq": message.seq, "role": message.role, "content": visible(message.content), "html": html}
+    """A message as the page shows it: replies in the markdown subset with the citations
+    page.js draws their sources from, visitors' text as typed."""
+    reply = message.role == Role.ASSISTANT
+    return {
+        "seq": message.seq,
+        "role": message.role,
+        "content": visible(message.content),
+        "html": render_markdown(message.content) if reply else None,
+        "citations": message.metadata.get("citations") if reply else None,
+    }
 
 
 def snippet_urls(request) -> dict:

@@ -123,10 +123,6 @@ def test_the_full_page_shows_the_sources_of_earlier_messages_it_loads(
     assert_sources_shown(chat.replies.first, site, stranger)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="widget/views.py shown() must pass the message's citations to chat.html (see the report)",
-)
 def test_the_full_page_renders_the_sources_of_its_transcript(new_page, live_server, customer_site, stranger_site):
     site, stranger = customer_site.origin, stranger_site.origin
     session = seeded({"citations": citations(site, stranger)}, source="page")

@@ -134,3 +134,9 @@ def test_the_database_ranks_exactly_as_bm25_computed_by_hand(pages):
 
     assert [h.chunk_id for h in hits] == sorted(expected, key=lambda c: (-round(expected[c], 6), c))
     assert [h.score for h in hits] == [round(expected[h.chunk_id], 6) for h in hits]
+
+
+def test_a_snippet_from_a_list_item_drops_its_bullet(pages):
+    pages.add("/returns", "Returns", "Not returnable:\n\n- Gift cards and stove fuel.\n- Worn socks.")
+
+    assert search("gift cards")[0].snippet == "Gift cards and stove fuel."
