@@ -3,27 +3,12 @@ site answers from the demo's own pages, and lists them as its sources."""
 
 from __future__ import annotations
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
-from knowledge.index import remove_sources
-from knowledge.models import Source
-from tests.browser.support import ChatUI, in_db_thread
+from tests.browser.support import ChatUI
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def demo_knowledge_base(live_server):
-    """The demo site in the knowledge base, linked where the live server serves it, as
-    ``./dev.sh serve`` leaves it; taken out again, since the live server's database
-    outlives the test."""
-    in_db_thread(lambda: call_command("kb_demo", "--base-url", live_server.url, stdout=StringIO()))
-    yield
-    in_db_thread(lambda: remove_sources(Source.objects.all()))
 
 
 def test_the_widget_on_the_demo_site_answers_the_tent_question_offline_with_its_sources(
