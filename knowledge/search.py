@@ -95,6 +95,8 @@ class Query:
 
     weights: dict[str, float]
     idf: dict[str, float] = field(default_factory=dict)
+    # Chunks holding each term, for the terms any chunk holds (read with the corpus row).
+    document_frequency: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, text: str, previous: str | None = None) -> Query:
@@ -109,7 +111,7 @@ def search(
 ) -> list[Hit]:
     """The best ``limit`` passages for ``text``, best first (``query_vector``: see ``candidates``)."""
     query = Query.of(text, previous)
-    corpus = Corpus.objects.filter(pk=1).first()
+    corpus = figures(query)
     if not query.weights or corpus is None or corpus.chunks <= 0:
         return []
     return with_snippets(candidates(query, corpus, limit=limit, query_vector=query_vector), query)
@@ -126,10 +128,10 @@ def retrieve(
     With ``query_vector``, passages near the question in meaning are candidates too.
     """
     budget = settings.CHATBOT_KB_CONTEXT_TOKENS if budget_tokens is None else budget_tokens
-    corpus = Corpus.objects.filter(pk=1).first()
+    query = Query.of(text, previous)
+    corpus = figures(query)
     if corpus is None or corpus.chunks <= 0:
         return Retrieval(empty=True)
-    query = Query.of(text, previous)
     if not query.weights:
         return Retrieval(empty=False)
     passages: list[Hit] = []
@@ -148,6 +150,25 @@ def retrieve(
     return Retrieval(passages=with_snippets(passages, query), empty=False)
 
 
+def figures(query: Query) -> Corpus | None:
+    """The corpus row (None before anything was indexed), and the query's terms'
+    document frequencies into ``query``, in one query."""
+    corpus_table, term_table = Corpus._meta.db_table, Term._meta.db_table
+    query_terms = sorted(query.weights)
+    matching = f"t.term IN ({', '.join('%s' for _ in query_terms)}) AND t.chunks > 0" if query_terms else "1 = 0"
+    sql = (
+        f"SELECT c.chunks, c.total_length, t.term, t.chunks FROM {corpus_table} c "  # noqa: S608 - no input in the SQL text
+        f"LEFT JOIN {term_table} t ON {matching} WHERE c.id = 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, query_terms)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    query.document_frequency = {term: n for _, _, term, n in rows if term is not None}
+    return Corpus(pk=1, chunks=rows[0][0], total_length=rows[0][1])
+
+
 def candidates(query: Query, corpus: Corpus, *, limit: int, query_vector: np.ndarray | None = None) -> list[Hit]:
     """BM25's best; given the question's embedding (``knowledge.semantic.embed_query``),
     their reciprocal rank fusion with the chunks nearest it in meaning."""
@@ -164,9 +185,10 @@ def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
     Candidates come from the top ``TOP_POSTINGS`` postings of each query term by impact
     (one indexed range a term, so a word on half the site costs no more than a rare
     one); the best ``RERANKED`` of them are then scored exactly, over all their postings.
+    The query's document frequencies are read by ``figures`` first.
     """
     query_terms = sorted(query.weights)
-    document_frequency = dict(Term.objects.filter(term__in=query_terms, chunks__gt=0).values_list("term", "chunks"))
+    document_frequency = query.document_frequency
     query.idf = {
         term: query.weights[term] * inverse_frequency(document_frequency.get(term, 0), corpus.chunks)
         for term in query_terms
@@ -175,10 +197,13 @@ def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
     if not known:
         return []
     average_length = corpus.total_length / corpus.chunks
-    candidate_ids = top_candidates(known, query.idf, average_length=average_length, limit=max(limit, RERANKED))
-    scores, matched = exact_scores(candidate_ids, known, query.idf, average_length=average_length)
+    scores, matched = candidate_scores(known, query.idf, average_length=average_length, limit=max(limit, RERANKED))
     best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
-    chunks = Chunk.objects.select_related("document").in_bulk(best)
+    chunks = (
+        Chunk.objects.select_related("document")
+        .only("document_id", "heading", "text", "document__url", "document__title")  # not the page's whole text
+        .in_bulk(best)
+    )
     total_weight = sum(query.idf.values())
     return [
         Hit(
@@ -204,12 +229,16 @@ def term_score(idf: float, weight: float, length: int, average_length: float) ->
     return idf * weight * (K1 + 1) / (weight + K1 * (1 - B + B * length / average_length))
 
 
-def top_candidates(query_terms: list[str], idf: dict[str, float], *, average_length: float, limit: int) -> list[int]:
-    """The ``limit`` best chunks by BM25 over each term's top postings, in one query.
+def candidate_scores(
+    query_terms: list[str], idf: dict[str, float], *, average_length: float, limit: int
+) -> tuple[dict[int, float], dict[int, set[str]]]:
+    """The ``limit`` best candidates' exact BM25 scores, and the query terms each holds.
 
-    Each term's IDF is a parameter, read alike by both databases; scores are rounded
-    before ordering so that float sums added in different orders cannot swap two equal
-    chunks, and ties go to the older chunk.
+    One query: the candidates are the best chunks by BM25 over each term's top postings
+    (each term's IDF a parameter, read alike by both databases; scores rounded before
+    ordering, so that float sums added in other orders cannot swap two equal chunks, and
+    ties to the older chunk); it returns all their postings of the query terms, through
+    the index by chunk, which are summed here.
     """
     table = Posting._meta.db_table
     per_term = (
@@ -218,31 +247,24 @@ def top_candidates(query_terms: list[str], idf: dict[str, float], *, average_len
         "ORDER BY impact DESC, chunk_id LIMIT %s) AS top"
     )
     union = " UNION ALL ".join(f"SELECT * FROM ({per_term}) AS t{n}" for n in range(len(query_terms)))  # noqa: S608
+    placeholders = ", ".join("%s" for _ in query_terms)
     sql = (
-        f"SELECT chunk_id, ROUND(CAST(SUM(s) AS NUMERIC), 6) AS score FROM ({union}) AS candidates "  # noqa: S608
+        f"SELECT p.chunk_id, p.term, p.weight, p.chunk_length FROM {table} p JOIN ("  # noqa: S608
+        f"SELECT chunk_id, ROUND(CAST(SUM(s) AS NUMERIC), 6) AS score FROM ({union}) AS u "
         "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %s"
+        f") AS candidates ON p.chunk_id = candidates.chunk_id WHERE p.term IN ({placeholders})"
     )
     params: list = []
     for term in query_terms:
         params += [idf[term], average_length, term, TOP_POSTINGS]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [chunk_id for chunk_id, _ in cursor.fetchall()]
-
-
-def exact_scores(
-    chunk_ids: list[int], query_terms: list[str], idf: dict[str, float], *, average_length: float
-) -> tuple[dict[int, float], dict[int, set[str]]]:
-    """Each chunk's BM25 score over all its postings of the query terms, and which terms
-    it holds (through the index by chunk)."""
-    scores: dict[int, float] = dict.fromkeys(chunk_ids, 0.0)
-    matched: dict[int, set[str]] = {chunk_id: set() for chunk_id in chunk_ids}
-    rows = Posting.objects.filter(chunk_id__in=chunk_ids, term__in=query_terms).values_list(
-        "chunk_id", "term", "weight", "chunk_length"
-    )
+        cursor.execute(sql, [*params, limit, *query_terms])
+        rows = cursor.fetchall()
+    scores: dict[int, float] = {}
+    matched: dict[int, set[str]] = {}
     for chunk_id, term, weight, length in sorted(rows):
-        scores[chunk_id] += term_score(idf[term], weight, length, average_length)
-        matched[chunk_id].add(term)
+        scores[chunk_id] = scores.get(chunk_id, 0.0) + term_score(idf[term], weight, length, average_length)
+        matched.setdefault(chunk_id, set()).add(term)
     return {chunk_id: round(score, 6) for chunk_id, score in scores.items()}, matched
 
 
