@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's two entry points, each complete on a fresh Linux machine with Python >= 3.11:
-#   ./dev.sh serve   set up, migrate and run the development server on http://127.0.0.1:8000
+#   ./dev.sh serve   set up, migrate, load the demo site into an empty knowledge base and run the
+#                    development server on http://127.0.0.1:8000
 #   ./dev.sh test    set up and run the test suite (extra arguments go to pytest)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -76,7 +77,11 @@ case "${1:-}" in
     ensure_python
     ensure_requirements requirements.txt
     "$VENV/bin/python" manage.py migrate --noinput
-    exec "$VENV/bin/python" manage.py runserver "${PORT:-8000}"
+    # First run: the demo site's pages become the knowledge base (nothing when it has sources).
+    port=${PORT:-8000}
+    case "$port" in *:*) base_url="http://$port" ;; *) base_url="http://127.0.0.1:$port" ;; esac
+    "$VENV/bin/python" manage.py kb_demo --base-url "$base_url"
+    exec "$VENV/bin/python" manage.py runserver "$port"
     ;;
   test)
     shift

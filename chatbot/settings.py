@@ -337,6 +337,8 @@ CHATBOT_KB_ALLOW_PRIVATE_HOSTS = env_bool("CHATBOT_KB_ALLOW_PRIVATE_HOSTS", Fals
 CHATBOT_KB_MAX_PAGES = env_int("CHATBOT_KB_MAX_PAGES", 500, minimum=1)
 CHATBOT_KB_MAX_PAGE_BYTES = env_int("CHATBOT_KB_MAX_PAGE_BYTES", 5 * 1024 * 1024, minimum=1024)
 CHATBOT_KB_FETCH_TIMEOUT = env_float("CHATBOT_KB_FETCH_TIMEOUT", 10.0)
+# One admin upload of knowledge base files (the only body allowed past CHATBOT_MAX_BODY_BYTES).
+CHATBOT_KB_MAX_UPLOAD_BYTES = env_int("CHATBOT_KB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 CHATBOT_KB_CRAWL_SECONDS = env_float("CHATBOT_KB_CRAWL_SECONDS", 600.0)
 CHATBOT_KB_USER_AGENT = env_str("CHATBOT_KB_USER_AGENT", "ChatbotKnowledgeBase/1.0 (+site search for its chat widget)")
 # Optional semantic search: an OpenAI-compatible /embeddings model (through OPENAI_BASE_URL),

@@ -27,6 +27,15 @@ from django.core.handlers.wsgi import LimitedStream
 
 # The longest chunk-size line (hex size plus extensions) or trailer line we read.
 MAX_CHUNK_LINE = 1024
+# The admin's upload of knowledge base files (staff only, checked by the view): the one
+# path whose body may be as large as CHATBOT_KB_MAX_UPLOAD_BYTES.
+KB_UPLOAD_PATH = "/admin/knowledge/source/upload/"
+
+
+def limit_for(path: str) -> int:
+    if path == KB_UPLOAD_PATH:
+        return settings.CHATBOT_KB_MAX_UPLOAD_BYTES
+    return settings.CHATBOT_MAX_BODY_BYTES
 
 
 def refusal(limit: int) -> bytes:
@@ -60,7 +69,7 @@ class ASGIBodyLimit:
                 chunked = True
         if not chunked and not declared:  # no body: nothing to count
             return await self.app(scope, receive, send)
-        limit = settings.CHATBOT_MAX_BODY_BYTES
+        limit = limit_for(scope["path"])
         if declared is not None and declared > limit:
             return await answer(send, 413, refusal(limit))
 
@@ -109,7 +118,7 @@ class WSGIBodyLimit:
         self.app = app
 
     def __call__(self, environ, start_response):
-        limit = settings.CHATBOT_MAX_BODY_BYTES
+        limit = limit_for(environ.get("PATH_INFO", ""))
         declared = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if declared.isdigit() and int(declared) > limit:

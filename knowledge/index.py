@@ -10,20 +10,26 @@ twice; when the indexed copy goes, a duplicate takes its place.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Sum
 
 from knowledge.analysis import term_counts
 from knowledge.chunking import chunk_markdown
-from knowledge.models import Chunk, Corpus, Document, Posting, Source
+from knowledge.models import Chunk, Corpus, Document, Posting, Source, Term
 
 # A term in the page title or a chunk's headings says more about the chunk than the same
 # term in its body (BM25F-style field weights).
 TITLE_WEIGHT = 2.0
 HEADING_WEIGHT = 2.0
 POSTING_BATCH = 2000
+TERM_BATCH = 500
+# BM25's parameters (knowledge.search), and the chunk length impacts are reckoned against.
+K1 = 1.2
+B = 0.75
+TYPICAL_CHUNK_LENGTH = 100
 
 
 class StoreOutcome(StrEnum):
@@ -84,7 +90,9 @@ def remove_documents(documents) -> int:
     """Remove documents from the index and the database at once; returns how many."""
     removed = 0
     with transaction.atomic():
-        for document in documents.select_for_update().order_by("pk"):
+        # By primary key: a queryset with annotations (the admin's) cannot be locked.
+        locked = Document.objects.filter(pk__in=list(documents.values_list("pk", flat=True))).select_for_update()
+        for document in locked.order_by("pk"):
             release(document)
             document.delete()
             removed += 1
@@ -94,7 +102,7 @@ def remove_documents(documents) -> int:
 def remove_sources(sources) -> int:
     """Delete sources and everything they put in the index; returns how many."""
     with transaction.atomic():
-        sources = list(sources.select_for_update())
+        sources = list(Source.objects.filter(pk__in=list(sources.values_list("pk", flat=True))).select_for_update())
         for source in sources:
             remove_documents(source.documents.all())
             source.delete()
@@ -129,23 +137,38 @@ def index(document: Document) -> None:
             Chunk(document=document, ordinal=ordinal, heading=draft.heading[:1000], text=draft.text, length=length)
         )
         weights.append(weighted)
+    if not chunks:
+        return
+    # The corpus row first: its lock orders every index writer, so that two of them never
+    # take the term rows' locks in opposite orders.
+    count_in(chunks=len(chunks), length=sum(chunk.length for chunk in chunks))
     Chunk.objects.bulk_create(chunks)
     postings = [
-        Posting(term=term, chunk_id=chunk.pk, weight=weight, chunk_length=chunk.length)
+        Posting(
+            term=term, chunk_id=chunk.pk, weight=weight, chunk_length=chunk.length, impact=impact(weight, chunk.length)
+        )
         for chunk, weighted in zip(chunks, weights, strict=True)
         for term, weight in weighted.items()
     ]
     Posting.objects.bulk_create(postings, batch_size=POSTING_BATCH)
-    count_in(chunks=len(chunks), length=sum(chunk.length for chunk in chunks))
+    count_terms(Counter(posting.term for posting in postings))
 
 
 def unindex(document: Document) -> None:
     totals = Chunk.objects.filter(document=document).aggregate(chunks=Count("pk"), length=Sum("length"))
     if not totals["chunks"]:
         return
+    count_in(chunks=-totals["chunks"], length=-totals["length"])
+    held = Counter(Posting.objects.filter(chunk__document=document).values_list("term", flat=True))
     Posting.objects.filter(chunk__document=document).delete()
     Chunk.objects.filter(document=document).delete()
-    count_in(chunks=-totals["chunks"], length=-totals["length"])
+    count_terms({term: -n for term, n in held.items()})
+
+
+def impact(weight: float, length: int) -> float:
+    """BM25's term-frequency factor against a typical chunk's length: the order in which
+    a term's postings are read when it is on too many chunks to read them all."""
+    return weight / (weight + K1 * (1 - B + B * length / TYPICAL_CHUNK_LENGTH))
 
 
 def count_in(*, chunks: int, length: int) -> None:
@@ -154,3 +177,32 @@ def count_in(*, chunks: int, length: int) -> None:
     if not Corpus.objects.filter(pk=1).update(**changes):
         Corpus.objects.get_or_create(pk=1)
         Corpus.objects.filter(pk=1).update(**changes)
+
+
+def count_terms(changes: dict[str, int]) -> None:
+    """Add ``changes`` (term -> chunks more or fewer) to the terms' document frequencies,
+    in term order, a batch a statement: an upsert for terms added (spelled alike by both
+    databases), an update for terms taken away (a negative row would fail the upsert's
+    check before its conflict is resolved)."""
+    table = Term._meta.db_table
+    rows = sorted(changes.items())
+    for start in range(0, len(rows), TERM_BATCH):
+        batch = rows[start : start + TERM_BATCH]
+        added = [(term, n) for term, n in batch if n > 0]
+        taken = [(term, -n) for term, n in batch if n < 0]
+        with connection.cursor() as cursor:
+            if added:
+                values = ", ".join("(%s, %s)" for _ in added)
+                cursor.execute(
+                    f"INSERT INTO {table} (term, chunks) VALUES {values} "  # noqa: S608 - no input in the SQL text
+                    f"ON CONFLICT (term) DO UPDATE SET chunks = {table}.chunks + excluded.chunks",
+                    [value for row in added for value in row],
+                )
+            if taken:
+                cases = " ".join("WHEN %s THEN %s" for _ in taken)
+                placeholders = ", ".join("%s" for _ in taken)
+                cursor.execute(
+                    f"UPDATE {table} SET chunks = chunks - (CASE term {cases} END) "  # noqa: S608
+                    f"WHERE term IN ({placeholders})",
+                    [value for row in taken for value in row] + [term for term, _ in taken],
+                )

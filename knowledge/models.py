@@ -112,19 +112,35 @@ class Chunk(models.Model):
 
 class Posting(models.Model):
     term = models.CharField(max_length=64)
-    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="postings")
+    # Indexed with the term below (deletes and exact scoring look chunks up by id).
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="postings", db_index=False)
     # The term's weighted frequency in the chunk, and the chunk's length, copied here so
     # that ranking reads nothing but this index.
     weight = models.FloatField()
     chunk_length = models.PositiveIntegerField()
+    # BM25's term-frequency factor against a typical chunk length: which of a common
+    # term's postings are worth most, read first.
+    impact = models.FloatField()
 
     class Meta:
         indexes = [
-            models.Index(fields=["term", "chunk", "weight", "chunk_length"], name="posting_rank_by_term"),
+            models.Index(fields=["term", "-impact", "chunk", "weight", "chunk_length"], name="posting_best_by_term"),
+            models.Index(fields=["chunk", "term", "weight", "chunk_length"], name="posting_by_chunk"),
         ]
 
     def __str__(self) -> str:
         return f"{self.term} in {self.chunk_id}"
+
+
+class Term(models.Model):
+    """How many chunks hold each term: BM25's document frequency, one row a term, kept
+    exact by the transactions that write the postings."""
+
+    term = models.CharField(max_length=64, primary_key=True)
+    chunks = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.term} in {self.chunks} chunks"
 
 
 class Corpus(models.Model):

@@ -7,11 +7,13 @@ differently again. Here both databases run the same few indexed queries over
 ``Posting`` and the same arithmetic, so they rank alike, and nothing is rebuilt per
 query or held per instance:
 
-1. the corpus figures (one row) and each query term's document frequency (an index
-   range per term);
-2. BM25 (k1 = 1.2, b = 0.75, Lucene's always-positive IDF) summed per chunk over the
-   query terms' postings, best first;
-3. the winners' text, headings and pages.
+1. the corpus figures (one row) and each query term's document frequency (``Term``,
+   one row a term);
+2. candidates: BM25 (k1 = 1.2, b = 0.75, Lucene's always-positive IDF) over each query
+   term's best postings by impact, one indexed range a term, so that a word on half the
+   site costs no more than a rare one;
+3. the best candidates scored exactly over all their postings (the index by chunk), and
+   the winners' text, headings and pages.
 
 ``retrieve`` turns that into what a chat turn needs: the passages that fit the prompt's
 budget, and whether they answer the question at all.
@@ -27,17 +29,15 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
 
 from conversations.tokens import estimate_tokens
 from knowledge.analysis import terms
-from knowledge.models import Chunk, Corpus, Posting
+from knowledge.index import K1, B
+from knowledge.models import Chunk, Corpus, Posting, Term
 
 if TYPE_CHECKING:
     import numpy as np
 
-K1 = 1.2
-B = 0.75
 # A passage answers a question when its terms carry at least this share of the
 # question's weight (IDF), so a question about something the site never mentions
 # ("Do you sell kayaks?") is not answered from a page that shares only "sell".
@@ -46,6 +46,10 @@ MIN_COVERAGE = 0.5
 # much is it?" still finds the tent it is about.
 PREVIOUS_QUERY_WEIGHT = 0.5
 CANDIDATES = 30
+# Each query term contributes its best postings by impact (term frequency against the
+# chunk's length) to the candidates, of which the best are then scored exactly.
+TOP_POSTINGS = 1000
+RERANKED = 100
 PASSAGES_PER_PAGE = 2
 SNIPPET_CHARS = 240
 
@@ -86,9 +90,13 @@ class Retrieval:
 
 @dataclass
 class Query:
-    """A question as weighted terms: term -> weight."""
+    """A question as weighted terms (term -> weight); ``idf``, once ranked: term ->
+    weight × IDF, what each term is worth."""
 
     weights: dict[str, float]
+    idf: dict[str, float] = field(default_factory=dict)
+    # Chunks holding each term, for the terms any chunk holds (read with the corpus row).
+    document_frequency: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, text: str, previous: str | None = None) -> Query:
@@ -103,10 +111,10 @@ def search(
 ) -> list[Hit]:
     """The best ``limit`` passages for ``text``, best first (``query_vector``: see ``candidates``)."""
     query = Query.of(text, previous)
-    corpus = Corpus.objects.filter(pk=1).first()
+    corpus = figures(query)
     if not query.weights or corpus is None or corpus.chunks <= 0:
         return []
-    return candidates(query, corpus, limit=limit, query_vector=query_vector)
+    return with_snippets(candidates(query, corpus, limit=limit, query_vector=query_vector), query)
 
 
 def retrieve(
@@ -120,10 +128,10 @@ def retrieve(
     With ``query_vector``, passages near the question in meaning are candidates too.
     """
     budget = settings.CHATBOT_KB_CONTEXT_TOKENS if budget_tokens is None else budget_tokens
-    corpus = Corpus.objects.filter(pk=1).first()
+    query = Query.of(text, previous)
+    corpus = figures(query)
     if corpus is None or corpus.chunks <= 0:
         return Retrieval(empty=True)
-    query = Query.of(text, previous)
     if not query.weights:
         return Retrieval(empty=False)
     passages: list[Hit] = []
@@ -139,7 +147,26 @@ def retrieve(
         budget -= cost
         per_page[hit.document_id] += 1
         passages.append(hit)
-    return Retrieval(passages=passages, empty=False)
+    return Retrieval(passages=with_snippets(passages, query), empty=False)
+
+
+def figures(query: Query) -> Corpus | None:
+    """The corpus row (None before anything was indexed), and the query's terms'
+    document frequencies into ``query``, in one query."""
+    corpus_table, term_table = Corpus._meta.db_table, Term._meta.db_table
+    query_terms = sorted(query.weights)
+    matching = f"t.term IN ({', '.join('%s' for _ in query_terms)}) AND t.chunks > 0" if query_terms else "1 = 0"
+    sql = (
+        f"SELECT c.chunks, c.total_length, t.term, t.chunks FROM {corpus_table} c "  # noqa: S608 - no input in the SQL text
+        f"LEFT JOIN {term_table} t ON {matching} WHERE c.id = 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, query_terms)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    query.document_frequency = {term: n for _, _, term, n in rows if term is not None}
+    return Corpus(pk=1, chunks=rows[0][0], total_length=rows[0][1])
 
 
 def candidates(query: Query, corpus: Corpus, *, limit: int, query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -153,88 +180,113 @@ def candidates(query: Query, corpus: Corpus, *, limit: int, query_vector: np.nda
 
 
 def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
+    """BM25's best ``limit`` chunks for ``query``, best first (snippets not yet made).
+
+    Candidates come from the top ``TOP_POSTINGS`` postings of each query term by impact
+    (one indexed range a term, so a word on half the site costs no more than a rare
+    one); the best ``RERANKED`` of them are then scored exactly, over all their postings.
+    The query's document frequencies are read by ``figures`` first.
+    """
     query_terms = sorted(query.weights)
-    document_frequency = dict(
-        Posting.objects.filter(term__in=query_terms).values("term").annotate(n=Count("pk")).values_list("term", "n")
-    )
-    idf = {
+    document_frequency = query.document_frequency
+    query.idf = {
         term: query.weights[term] * inverse_frequency(document_frequency.get(term, 0), corpus.chunks)
         for term in query_terms
     }
     known = [term for term in query_terms if term in document_frequency]
     if not known:
         return []
-    scores = bm25(known, idf, average_length=corpus.total_length / corpus.chunks, limit=limit)
-    if not scores:
-        return []
-    matched = matched_terms([chunk_id for chunk_id, _ in scores], known)
-    total_weight = sum(idf.values())
-    chunks = Chunk.objects.select_related("document").in_bulk([chunk_id for chunk_id, _ in scores])
-    hits = []
-    for chunk_id, score in scores:
-        chunk = chunks[chunk_id]
-        hits.append(
-            Hit(
-                chunk_id=chunk_id,
-                document_id=chunk.document_id,
-                url=chunk.document.url or None,
-                title=chunk.document.title,
-                heading=chunk.heading,
-                text=chunk.text,
-                score=round(score, 6),
-                coverage=sum(idf[term] for term in matched[chunk_id]) / total_weight,
-                snippet=snippet(chunk.text, idf),
-            )
+    average_length = corpus.total_length / corpus.chunks
+    scores, matched = candidate_scores(known, query.idf, average_length=average_length, limit=max(limit, RERANKED))
+    best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
+    chunks = (
+        Chunk.objects.select_related("document")
+        .only("document_id", "heading", "text", "document__url", "document__title")  # not the page's whole text
+        .in_bulk(best)
+    )
+    total_weight = sum(query.idf.values())
+    return [
+        Hit(
+            chunk_id=chunk_id,
+            document_id=chunks[chunk_id].document_id,
+            url=chunks[chunk_id].document.url or None,
+            title=chunks[chunk_id].document.title,
+            heading=chunks[chunk_id].heading,
+            text=chunks[chunk_id].text,
+            score=scores[chunk_id],
+            coverage=sum(query.idf[term] for term in matched[chunk_id]) / total_weight,
         )
-    return hits
+        for chunk_id in best
+        if chunk_id in chunks  # removed since it was scored
+    ]
 
 
 def inverse_frequency(document_frequency: int, chunks: int) -> float:
     return math.log(1 + (chunks - document_frequency + 0.5) / (document_frequency + 0.5))
 
 
-def bm25(
-    query_terms: list[str], idf: dict[str, float], *, average_length: float, limit: int
-) -> list[tuple[int, float]]:
-    """(chunk id, score) of the best ``limit`` chunks, in one indexed query.
+def term_score(idf: float, weight: float, length: int, average_length: float) -> float:
+    return idf * weight * (K1 + 1) / (weight + K1 * (1 - B + B * length / average_length))
 
-    Each term's IDF is a parameter (a CASE over the terms), which both databases read
-    alike. Scores are rounded before ordering so the two databases' float sums, added in
-    different orders, cannot swap two equal chunks; ties go to the older chunk.
+
+def candidate_scores(
+    query_terms: list[str], idf: dict[str, float], *, average_length: float, limit: int
+) -> tuple[dict[int, float], dict[int, set[str]]]:
+    """The ``limit`` best candidates' exact BM25 scores, and the query terms each holds.
+
+    One query: the candidates are the best chunks by BM25 over each term's top postings
+    (each term's IDF a parameter, read alike by both databases; scores rounded before
+    ordering, so that float sums added in other orders cannot swap two equal chunks, and
+    ties to the older chunk); it returns all their postings of the query terms, through
+    the index by chunk, which are summed here.
     """
     table = Posting._meta.db_table
-    cases = " ".join("WHEN %s THEN %s" for _ in query_terms)
+    per_term = (
+        f"SELECT chunk_id, %s * weight * {K1 + 1} / (weight + {K1} * ({1 - B} + {B} * chunk_length / %s)) AS s "  # noqa: S608 - no input in the SQL text
+        f"FROM (SELECT chunk_id, weight, chunk_length FROM {table} WHERE term = %s "
+        "ORDER BY impact DESC, chunk_id LIMIT %s) AS top"
+    )
+    union = " UNION ALL ".join(f"SELECT * FROM ({per_term}) AS t{n}" for n in range(len(query_terms)))  # noqa: S608
     placeholders = ", ".join("%s" for _ in query_terms)
     sql = (
-        f"SELECT chunk_id, ROUND(CAST(SUM((CASE term {cases} END) * weight * {K1 + 1} "  # noqa: S608 - no input in the SQL text
-        f"/ (weight + {K1} * ({1 - B} + {B} * chunk_length / %s))) AS NUMERIC), 6) AS score "
-        f"FROM {table} WHERE term IN ({placeholders}) "
+        f"SELECT p.chunk_id, p.term, p.weight, p.chunk_length FROM {table} p JOIN ("  # noqa: S608
+        f"SELECT chunk_id, ROUND(CAST(SUM(s) AS NUMERIC), 6) AS score FROM ({union}) AS u "
         "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %s"
+        f") AS candidates ON p.chunk_id = candidates.chunk_id WHERE p.term IN ({placeholders})"
     )
     params: list = []
     for term in query_terms:
-        params += [term, idf[term]]
-    params += [average_length, *query_terms, limit]
+        params += [idf[term], average_length, term, TOP_POSTINGS]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(chunk_id, float(score)) for chunk_id, score in cursor.fetchall()]
+        cursor.execute(sql, [*params, limit, *query_terms])
+        rows = cursor.fetchall()
+    scores: dict[int, float] = {}
+    matched: dict[int, set[str]] = {}
+    for chunk_id, term, weight, length in sorted(rows):
+        scores[chunk_id] = scores.get(chunk_id, 0.0) + term_score(idf[term], weight, length, average_length)
+        matched.setdefault(chunk_id, set()).add(term)
+    return {chunk_id: round(score, 6) for chunk_id, score in scores.items()}, matched
 
 
-def matched_terms(chunk_ids: list[int], query_terms: list[str]) -> dict[int, set[str]]:
-    matched: dict[int, set[str]] = {chunk_id: set() for chunk_id in chunk_ids}
-    rows = Posting.objects.filter(chunk_id__in=chunk_ids, term__in=query_terms).values_list("chunk_id", "term")
-    for chunk_id, term in rows:
-        matched[chunk_id].add(term)
-    return matched
+def with_snippets(hits: list[Hit], query: Query) -> list[Hit]:
+    """``hits``, each with the sentence of its text that carries most of the query."""
+    weights = query.idf or query.weights
+    for hit in hits:
+        if not hit.snippet:
+            hit.snippet = snippet(hit.text, weights)
+    return hits
 
 
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 MARKUP = re.compile(r"[*_`#>|]+|\[([^\]]*)\]\([^)]*\)")
 
 
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+
+
 def plain(text: str) -> str:
-    """Markdown reduced to the words a snippet shows."""
-    return " ".join(MARKUP.sub(lambda m: m.group(1) or " ", text).split())
+    """Markdown reduced to the words a snippet shows (a list item without its bullet)."""
+    return " ".join(MARKUP.sub(lambda m: m.group(1) or " ", LIST_ITEM.sub("", text)).split())
 
 
 def sentences(text: str) -> list[str]:

@@ -36,7 +36,7 @@ from django.db import transaction
 
 from knowledge.index import count_in
 from knowledge.models import Chunk, Corpus
-from knowledge.search import CANDIDATES, Hit, Query, rank, snippet
+from knowledge.search import CANDIDATES, Hit, Query, rank
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +332,6 @@ def fused(query: Query, corpus: Corpus, query_vector: np.ndarray, *, limit: int)
             # Not among the lexical candidates: its share of the question's terms is not
             # known, its cosine is; the relevance bar reads that.
             coverage=0.0,
-            snippet=snippet(chunk.text, query.weights),
         )
     fused_hits = []
     for chunk_id in order:

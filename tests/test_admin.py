@@ -1,4 +1,5 @@
-"""The admin: staff find sessions and read their transcripts; messages stay as they were said."""
+"""The admin: staff find sessions and read their transcripts, with each answer's sources; messages
+stay as they were said; the questions the site's pages did not answer are listed as content gaps."""
 
 from __future__ import annotations
 
@@ -290,3 +291,183 @@ def test_zero_width_joiners_stay_for_emoji_and_scripts(staff_client):
     Session.objects.create(title="👩\u200d💻 می\u200cخواهم")
 
     assert "👩\u200d💻 می\u200cخواهم" in staff_client.get("/admin/conversations/session/").content.decode()
+
+
+# --- The knowledge base: each answer's sources, no-answer questions, content gaps ----------
+
+XSS = "<img src=x onerror=alert(1)>"
+NO_ANSWER = {"answer_status": "no_answer", "citations": []}
+
+
+def session_of(*turns: tuple[str, str] | tuple[str, str, dict]) -> Session:
+    """A session of (role, content) or (role, content, metadata) turns."""
+    session = Session.objects.create()
+    for role, text, *metadata in turns:
+        session.add_message(MessageDraft(role, text, *metadata))
+    return session
+
+
+def transcript_of(client, session: Session) -> str:
+    html = client.get(f"/admin/conversations/session/{session.pk}/change/").content.decode()
+    return html.split('aria-label="Transcript"')[1]
+
+
+# --- Sources in the transcript ----------------------------------------------------------
+
+
+def test_the_transcript_lists_each_answers_sources(staff_client, settings):
+    settings.CHATBOT_LINK_HOSTS = ["shop.example"]
+    cited = [
+        {"id": 1, "title": "Trail 2 tent", "url": "https://shop.example/tents/trail-2", "heading": "Tents > Trail 2",
+         "snippet": "Sleeps two people."},
+        {"id": 3, "title": "Care guide.pdf", "url": None, "heading": "", "snippet": "Rinse in cold water."},
+    ]  # fmt: skip
+    session = session_of(
+        (Role.USER, "Which tent for two?"), (Role.ASSISTANT, "The Trail 2 [1]; wash it cold [3].", {"citations": cited})
+    )
+
+    transcript = transcript_of(staff_client, session)
+
+    sources = re.search(r'<ol class="sources" aria-label="Sources of message 2">(.*?)</ol>', transcript, re.S)
+    assert sources, transcript
+    entries = re.findall(r"<li.*?</li>", sources.group(1), re.S)
+    assert len(entries) == 2
+    assert (
+        '<li value="1"><a href="https://shop.example/tents/trail-2" target="_blank" rel="noopener noreferrer">'
+        in (entries[0])
+    )
+    assert "Trail 2 tent</a>" in entries[0]
+    assert "Tents &gt; Trail 2" in entries[0] and "Sleeps two people." in entries[0]
+    # No URL: the title, without a link.
+    assert entries[1].startswith('<li value="3">Care guide.pdf<') and "<a" not in entries[1]
+
+
+def test_a_source_on_a_host_replies_may_not_link_to_is_shown_as_text(staff_client, settings):
+    settings.CHATBOT_LINK_HOSTS = ["shop.example"]
+    cited = [
+        {"id": 1, "title": "Look-alike", "url": "https://evil.example/login", "heading": "", "snippet": "x"},
+        {"id": 2, "title": "Script", "url": "javascript:alert(1)", "heading": "", "snippet": "y"},
+    ]
+    session = session_of((Role.USER, "Hi"), (Role.ASSISTANT, "See [1] and [2].", {"citations": cited}))
+
+    transcript = transcript_of(staff_client, session)
+
+    assert "Look-alike" in transcript and "Script" in transcript
+    assert "evil.example" not in transcript and "javascript:" not in transcript
+
+
+def test_markup_in_a_source_is_shown_as_text(staff_client):
+    cited = [{"id": 1, "title": XSS, "url": None, "heading": XSS, "snippet": f"{XSS}\u202e"}]
+    session = session_of((Role.USER, "Hi"), (Role.ASSISTANT, "See [1].", {"citations": cited}))
+
+    transcript = transcript_of(staff_client, session)
+
+    assert "<img" not in transcript
+    assert transcript.count("&lt;img src=x onerror=alert(1)&gt;") == 3
+    assert "\u202e" not in transcript
+
+
+def test_answers_without_citations_and_malformed_ones_list_no_sources(staff_client):
+    session = session_of(
+        (Role.USER, "Hi"),
+        (Role.ASSISTANT, "Hello.", {"citations": []}),
+        (Role.ASSISTANT, "Odd.", {"citations": "not a list"}),
+        (Role.ASSISTANT, "Odder.", {"citations": ["not an object"]}),
+    )
+
+    response = staff_client.get(f"/admin/conversations/session/{session.pk}/change/")
+
+    assert response.status_code == 200
+    assert 'class="sources"' not in response.content.decode()
+
+
+# --- Sessions with questions the knowledge base did not answer -------------------------------
+
+
+@pytest.fixture
+def gaps():
+    """Two sessions with a question the pages did not answer, one where all were answered."""
+    return {
+        "returns": session_of(
+            (Role.USER, "Do you sell tents?"),
+            (Role.ASSISTANT, "Yes [1].", {"answer_status": "answered"}),
+            (Role.USER, "Can I return a tent I used?"),
+            (Role.ASSISTANT, "I couldn't find that on this site.", NO_ANSWER),
+        ),
+        "warranty": session_of(
+            (Role.USER, f"Warranty on stoves? {XSS}"),
+            (Role.ASSISTANT, "I couldn't find that on this site.", NO_ANSWER),
+        ),
+        "answered": session_of(
+            (Role.USER, "Which tent for two?"), (Role.ASSISTANT, "The Trail 2 [1].", {"answer_status": "answered"})
+        ),
+    }
+
+
+def test_the_sessions_list_filters_by_no_answer_questions(staff_client, gaps):
+    with_gaps = staff_client.get("/admin/conversations/session/", {"no_answer": "yes"})
+    without = staff_client.get("/admin/conversations/session/", {"no_answer": "no"})
+
+    assert listed_ids(with_gaps) == {gaps["returns"].public_id, gaps["warranty"].public_id}
+    assert listed_ids(without) == {gaps["answered"].public_id}
+    assert "Has no-answer questions" in with_gaps.content.decode()
+
+
+def test_content_gaps_lists_the_unanswered_questions_newest_first_linked_to_their_transcripts(staff_client, gaps):
+    response = staff_client.get("/admin/conversations/session/content-gaps/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    rows = re.findall(r"<tr>\s*<td>(.*?)</td>.*?<a href=\"([^\"]+)\"", html, re.S)
+    transcript = "/admin/conversations/session/{}/change/#msg-{}"
+    assert rows == [
+        ("Warranty on stoves? &lt;img src=x onerror=alert(1)&gt;", transcript.format(gaps["warranty"].pk, 2)),
+        ("Can I return a tent I used?", transcript.format(gaps["returns"].pk, 4)),
+    ]
+    assert "Which tent for two?" not in html and "Do you sell tents?" not in html
+
+
+def test_the_sessions_list_links_to_content_gaps(staff_client):
+    html = staff_client.get("/admin/conversations/session/").content.decode()
+
+    assert 'href="/admin/conversations/session/content-gaps/"' in html
+
+
+def test_content_gaps_says_so_when_there_are_none(staff_client):
+    response = staff_client.get("/admin/conversations/session/content-gaps/")
+
+    assert "No content gaps" in response.content.decode()
+
+
+def test_content_gaps_cost_the_same_few_queries_however_many_there_are(staff_client, django_assert_max_num_queries):
+    for number in range(30):
+        session_of((Role.USER, f"question {number}"), (Role.ASSISTANT, "I couldn't find that.", NO_ANSWER))
+
+    with django_assert_max_num_queries(8):
+        response = staff_client.get("/admin/conversations/session/content-gaps/")
+
+    assert len(response.context["page"].object_list) == 30
+
+
+# --- Who may see content gaps ------------------------------------------------------------
+
+
+def test_content_gaps_send_anonymous_visitors_and_members_to_log_in(client, member, gaps):
+    signed_in = Client()
+    signed_in.force_login(member)
+
+    for visitor in (client, signed_in):
+        response = visitor.get("/admin/conversations/session/content-gaps/")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+        assert "return a tent" not in response.content.decode()
+
+
+def test_content_gaps_refuse_staff_without_permission_on_sessions(django_user_model, gaps):
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("intern", is_staff=True))
+
+    response = client.get("/admin/conversations/session/content-gaps/")
+
+    assert response.status_code == 403
+    assert "return a tent" not in response.content.decode()

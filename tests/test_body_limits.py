@@ -10,12 +10,15 @@ import json
 import os
 
 import pytest
+from django.urls import reverse
 
+from conversations.bodylimits import KB_UPLOAD_PATH
 from conversations.models import Session
 from tests.http import RawConnection
 from tests.servers import dev_server, procfile_server
 
 LIMIT = 64 * 1024
+UPLOAD_LIMIT = 4 * LIMIT
 MB = 1024 * 1024
 
 
@@ -25,7 +28,8 @@ def server(request, django_db_setup, tmp_path_factory):
     temp = tmp_path_factory.mktemp("server-tmp")
     log = tmp_path_factory.mktemp("server-log") / "server.log"
     start = procfile_server if request.param == "production command" else dev_server
-    with start({"TMPDIR": str(temp), "CHATBOT_MAX_BODY_BYTES": str(LIMIT)}, log_path=log) as base_url:
+    env = {"TMPDIR": str(temp), "CHATBOT_MAX_BODY_BYTES": str(LIMIT), "CHATBOT_KB_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    with start(env, log_path=log) as base_url:
         yield base_url, temp
 
 
@@ -120,3 +124,23 @@ def test_a_body_just_within_the_limit_is_accepted(server):
 
     assert status in (201, 400), body  # read and judged by the API, not refused for its size
     assert json.loads(body).get("error", {}).get("code") != "body_too_large"
+
+
+def test_the_admins_upload_of_knowledge_files_may_be_larger_and_is_bounded_too(server):
+    assert reverse("admin:knowledge_source_upload") == KB_UPLOAD_PATH
+    base_url, _ = server
+    form = json_head(**{"Content-Type": "multipart/form-data; boundary=x"})
+
+    within = RawConnection(base_url)
+    within.send_head("POST", KB_UPLOAD_PATH, {**form, "Content-Length": str(2 * LIMIT)})
+    within.send_body(b"x" * (2 * LIMIT))
+    status, _, _ = within.response()
+    within.close()
+    assert status != 413  # read, then refused by the admin: nobody is logged in
+
+    beyond = RawConnection(base_url)
+    beyond.send_head("POST", KB_UPLOAD_PATH, {**form, "Content-Length": str(UPLOAD_LIMIT + 1)})
+    status, _, body = beyond.response()
+    beyond.close()
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "body_too_large"

@@ -7,8 +7,10 @@ import re
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import PrefixNode
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from conversations.display import link_hosts, visible
@@ -51,9 +53,16 @@ def chat_page(request):
 
 
 def shown(message) -> dict:
-    """A message as the page shows it: replies in the markdown subset, visitors' text as typed."""
-    html = render_markdown(message.content) if message.role == Role.ASSISTANT else None
-    return {"seq": message.seq, "role": message.role, "content": visible(message.content), "html": html}
+    """A message as the page shows it: replies in the markdown subset with the citations
+    page.js draws their sources from, visitors' text as typed."""
+    reply = message.role == Role.ASSISTANT
+    return {
+        "seq": message.seq,
+        "role": message.role,
+        "content": visible(message.content),
+        "html": render_markdown(message.content) if reply else None,
+        "citations": message.metadata.get("citations") if reply else None,
+    }
 
 
 def snippet_urls(request) -> dict:
@@ -71,13 +80,51 @@ def snippet_urls(request) -> dict:
     }
 
 
-@require_safe
-@page_headers()
-def demo(request):
-    """A sample customer site with the widget embedded by its one tag."""
+# The sample site's pages besides its home page, each a template in widget/demo/.
+# kb_demo puts them all in the knowledge base, so that the widget answers from them.
+DEMO_PAGES = (
+    "tents",
+    "sleeping-bags",
+    "packs-and-clothing",
+    "shipping",
+    "returns",
+    "warranty",
+    "faq",
+    "contact",
+    "about",
+)
+
+
+def demo_paths() -> list[str]:
+    """The paths of the sample site's pages: what its sitemap lists and kb_demo ingests."""
+    return [reverse("widget-demo"), *(reverse("widget-demo-page", args=[page]) for page in DEMO_PAGES)]
+
+
+def demo_context(request, page: str) -> dict:
+    """What every page of the sample site needs: its own name, for the navigation, and
+    the snippets, for its one widget tag and the ribbon that shows it."""
     urls = snippet_urls(request)
     tag = f'<script src="{urls["widget_src"]}" data-api-base="{urls["api_base"]}" defer></script>'
-    return render(request, "widget/demo.html", {**urls, "embed_tag": tag})
+    return {**urls, "embed_tag": tag, "page": page}
+
+
+@require_safe
+@page_headers()
+def demo(request, page: str | None = None):
+    """A page of a sample customer site (its home page without ``page``), with the
+    widget embedded by its one tag."""
+    if page is not None and page not in DEMO_PAGES:
+        raise Http404("No such page on the demo site.")
+    name = page or "home"
+    return render(request, f"widget/demo/{name}.html", demo_context(request, name))
+
+
+@require_safe
+def demo_sitemap(request):
+    """The sample site's sitemap, as a real site publishes one, so that the knowledge
+    base can re-sync the demo like any other site."""
+    urls = [request.build_absolute_uri(path) for path in demo_paths()]
+    return render(request, "widget/demo/sitemap.xml", {"urls": urls}, content_type="application/xml")
 
 
 @require_safe
@@ -85,4 +132,4 @@ def demo(request):
 def demo_full_page(request):
     """The sample site's own full chat page: /chat framed by the full-page snippet, the
     way a customer's ``/chatbot`` page does it."""
-    return render(request, "widget/demo_full_page.html", snippet_urls(request))
+    return render(request, "widget/demo_full_page.html", demo_context(request, "chatbot"))

@@ -7,7 +7,7 @@
   const NS = (window.Chatbot = window.Chatbot || {});
   if (NS.Conversation) return;
 
-  // --- The markdown subset: the same specification as widget/markdown.py ---------
+  // --- The markdown subset: the same specification as widget/markdown.py
   const FENCE = /^\s*```/;
   const LIST_ITEM = /^\s*([-*+]|[0-9]{1,9}[.)])\s+(.*)$/;
   const HEADING = /^#{1,6}\s+(.*)$/;
@@ -91,13 +91,50 @@
     return out;
   }
 
-  // --- Messages as the list shows them (the same markup /chat renders) ------------
+  // --- Sources: [n] links to entry n of the list under the answer
+  let lists = 0;
+  function cite(bubble, citations) {
+    const id = "cb-src" + ++lists;
+    const items = {};
+    const list = h(
+      "ol",
+      {},
+      citations.map((c) => {
+        const title = (NS.linkHosts || []).includes(linkHost(c.url)) ? link(c.url) : h("span");
+        title.append(visible(c.title || ""));
+        return (items[c.id] = h("li", { id: id + "-" + c.id, value: c.id, tabIndex: -1 }, [
+          title,
+          " ",
+          h("small", {}, [linkHost(c.url) || ""]),
+          h("div", {}, [visible(c.snippet || "")]),
+        ]));
+      }),
+    );
+    const marker = (n) => {
+      const item = items[n];
+      if (!item) return `[${n}]`;
+      // Not by #id: from the widget that would change the host page's address.
+      return h("a", { href: "#" + item.id, onclick: (event) => (event.preventDefault(), item.focus()) }, [`[${n}]`]);
+    };
+    const walk = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walk.nextNode()) if (!walk.currentNode.parentNode.closest("a,code")) texts.push(walk.currentNode);
+    for (const text of texts) {
+      text.replaceWith(...text.data.split(/\[([0-9]+)\]/).map((part, i) => (i % 2 ? marker(part) : part)));
+    }
+    list.setAttribute("aria-labelledby", id);
+    bubble.append(h("div", { className: "cb-sources" }, [h("p", { id }, ["Sources"]), list]));
+  }
+
+  // --- Messages as the list shows them (the same markup /chat renders)
   const SPEAKER = { user: "You:", assistant: "Assistant:" };
 
-  function messageNode(role, content, extraClass = "") {
+  function messageNode(role, content, extraClass = "", citations = []) {
     const bubble = h("div", { className: "cb-bubble" });
-    if (role === "assistant") bubble.append(renderMarkdown(content));
-    else bubble.textContent = visible(content);
+    if (role === "assistant") {
+      bubble.append(renderMarkdown(content));
+      if (Array.isArray(citations) && citations.length) cite(bubble, citations);
+    } else bubble.textContent = visible(content);
     return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
       h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
       bubble,
@@ -110,23 +147,15 @@
       h("div", { className: "cb-bubble", ariaHidden: "true" }, [h("i"), h("i"), h("i")]),
     ]);
 
-  // --- Where the session id is kept ------------------------------------------------
+  // --- Where the session id is kept
   // localStorage when the page may use it; otherwise (privacy modes, blocked or
   // partitioned storage) memory, so the conversation still works for this visit.
   function sessionStore(key) {
     let memory = null;
-    let storage = null;
-    try {
-      storage = window.localStorage;
-      storage.setItem(key + ":probe", "1");
-      storage.removeItem(key + ":probe");
-    } catch {
-      storage = null;
-    }
     return {
       get() {
         try {
-          return storage?.getItem(key) || memory;
+          return localStorage.getItem(key) || memory;
         } catch {
           return memory;
         }
@@ -134,8 +163,8 @@
       set(id) {
         memory = id;
         try {
-          if (id) storage?.setItem(key, id);
-          else storage?.removeItem(key);
+          if (id) localStorage.setItem(key, id);
+          else localStorage.removeItem(key);
         } catch {
           /* memory holds it */
         }
@@ -143,7 +172,7 @@
     };
   }
 
-  // --- Talking to the API ----------------------------------------------------------
+  // --- Talking to the API
   // crypto.randomUUID needs a secure context; getRandomValues works on any page.
   const newClientMessageId = () =>
     "c-" + Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => (b | 256).toString(16).slice(1)).join("");
@@ -203,7 +232,7 @@
     return problem.message || "Your message couldn't be sent.";
   }
 
-  // --- The conversation ------------------------------------------------------------
+  // --- The conversation
   // options: apiBase, channel, sessionId, nextBefore, greeting, onSession, emit.
   class Conversation {
     constructor(root, options) {
@@ -299,14 +328,14 @@
     showPage(page, prepend) {
       const nodes = page.messages
         .filter((m) => m.role === "user" || m.role === "assistant")
-        .map((m) => messageNode(m.role, m.content));
+        .map((m) => messageNode(m.role, m.content, "", m.metadata?.citations));
       this.quietly(() => (prepend ? this.list.prepend(...nodes) : this.list.replaceChildren(...nodes)));
       this.nextBefore = page.has_more ? page.next_before : null;
       this.earlier.hidden = !this.nextBefore;
     }
 
-    // Show a session's latest messages. If the server no longer has it, start afresh
-    // without a word: to the visitor it is simply a new conversation.
+    // A session the server no longer has starts afresh without a word: to the visitor
+    // it is simply a new conversation.
     async restore(id) {
       const epoch = ++this.epoch;
       this.sessionId = id;
@@ -351,9 +380,8 @@
       return true;
     }
 
-    // One try at a turn. A retry calls this again with the same turn, so with the same
-    // client_message_id: if an earlier try reached the server, it answers from what it
-    // stored instead of asking the model again.
+    // One try at a turn. Retries reuse its client_message_id: a try that reached the
+    // server is answered from what it stored, not by asking the model again.
     async attempt(turn) {
       const epoch = this.epoch;
       const typing = typingNode();
@@ -409,7 +437,7 @@
         if (!done) throw failure(0);
         cancelAnimationFrame(frame);
         typing.remove();
-        const final = messageNode("assistant", done.answer);
+        const final = messageNode("assistant", done.answer, "", done.citations);
         if (reply) reply.replaceWith(final);
         else this.list.append(final);
         this.setSession(done.session_id);
@@ -442,8 +470,7 @@
       this.showError(describe(problem));
     }
 
-    // The server is at its limit and said when to come back: the same turn (so the same
-    // client_message_id) goes again by itself then, or at once from the Retry button.
+    // The server is at its limit: the same turn goes again when it said, or at once on Retry.
     retrySoon(turn, problem) {
       const epoch = this.epoch;
       problem.wait = Math.max(1, parseInt(problem.retryAfter, 10) || 2);
@@ -478,5 +505,5 @@
     }
   }
 
-  Object.assign(NS, { Conversation, renderMarkdown, sessionStore, h });
+  Object.assign(NS, { Conversation, renderMarkdown, cite, sessionStore, h });
 })();

@@ -39,6 +39,10 @@
   }
 
   window.Chatbot.linkHosts = JSON.parse(data.linkHosts || "[]"); // where links in replies may go
+  root.querySelectorAll(".cb-msg > script[type='application/json']").forEach(function (citations) {
+    window.Chatbot.cite(citations.previousElementSibling, JSON.parse(citations.textContent));
+    citations.remove();
+  });
   var conversation = new window.Chatbot.Conversation(root, {
     apiBase: "",
     channel: "page",

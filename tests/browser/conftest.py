@@ -10,12 +10,16 @@ second. Database calls inside a browser test go through ``support.in_db_thread``
 from __future__ import annotations
 
 import os
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from tests.browser.support import AXE, CustomerSite, assert_no_axe_violations
+from knowledge.index import remove_sources
+from knowledge.models import Source
+from tests.browser.support import AXE, CustomerSite, assert_no_axe_violations, in_db_thread
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 
@@ -122,3 +126,13 @@ def new_page(browser, watch):
 
     yield open_page
     assert watch.errors == []
+
+
+@pytest.fixture
+def demo_knowledge_base(live_server):
+    """The demo site in the knowledge base, linked where the live server serves it, as
+    ``./dev.sh serve`` leaves it; taken out again, since the live server's database
+    outlives the test."""
+    in_db_thread(lambda: call_command("kb_demo", "--base-url", live_server.url, stdout=StringIO()))
+    yield
+    in_db_thread(lambda: remove_sources(Source.objects.all()))

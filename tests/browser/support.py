@@ -51,13 +51,23 @@ def in_db_thread(call):
         return pool.submit(run).result()
 
 
-def session_with_messages(turns: list[tuple[str, str]], *, source: str = "widget") -> Session:
-    """A stored conversation of (role, content) turns, as its channel would have left it.
-    ORM code: call it through ``in_db_thread``."""
+def session_with_messages(turns: list[tuple[str, str] | tuple[str, str, dict]], *, source: str = "widget") -> Session:
+    """A stored conversation of (role, content) or (role, content, metadata) turns, as
+    its channel would have left it. ORM code: call it through ``in_db_thread``."""
     session = Session.objects.create(source=source)
+    drafts = [MessageDraft(role, text, *metadata, channel=source) for role, text, *metadata in turns]
     with transaction.atomic():
-        session.append_messages([MessageDraft(role=role, content=text, channel=source) for role, text in turns])
+        session.append_messages(drafts)
     return session
+
+
+def show_in_widget(page, session: Session, site_url: str) -> None:
+    """Open ``site_url`` as a returning visitor whose widget remembers ``session``."""
+    page.goto(site_url)
+    page.wait_for_function("() => window.Chatbot && window.Chatbot.open")
+    api_base = page.evaluate("() => document.querySelector('script[data-api-base]').dataset.apiBase")
+    page.evaluate("([key, id]) => localStorage.setItem(key, id)", [f"chatbot:session:{api_base}", session.public_id])
+    page.reload()
 
 
 class CustomerSite:

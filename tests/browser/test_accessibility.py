@@ -15,6 +15,7 @@ from tests.browser.support import (
     in_db_thread,
     log_in_to_admin,
     session_with_messages,
+    show_in_widget,
     staff_who_reads_transcripts,
     tab_to,
 )
@@ -28,6 +29,12 @@ REPLY = (
     "- see [the spec sheet](https://example.com/ridgeline)\n\n"
     "```\npitch time: 4 min\n```"
 )
+# What the answer above cites [1], as the turn stores it; [2] has no URL (an uploaded file).
+SOURCES = [
+    {"id": 1, "title": "Ridgeline 2P", "url": "https://example.com/ridgeline", "heading": "", "snippet": "1.6 kg."},
+    {"id": 2, "title": "Care guide.pdf", "url": None, "heading": "", "snippet": "Rinse in cold water."},
+]
+CITED = REPLY.replace("tent:", "tent [1][2]:")
 
 # Is the focus on an element inside the widget's panel?
 FOCUS_IN_PANEL = """() => {
@@ -118,7 +125,8 @@ def test_the_open_widget_on_a_phone_passes_axe_as_a_modal_dialog(new_page, live_
 
 def test_the_full_page_passes_axe_with_history_and_earlier_messages_to_load(new_page, live_server, settings, axe):
     settings.CHATBOT_PAGE_SIZE = 4
-    turns = [("user", "Which tent?"), ("assistant", REPLY)] * 3
+    settings.CHATBOT_LINK_HOSTS = ["example.com"]
+    turns = [("user", "Which tent?"), ("assistant", CITED, {"citations": SOURCES})] * 3
     session_id = in_db_thread(lambda: session_with_messages(turns, source="widget").public_id)
     page = new_page(bypass_csp=True)
     page.goto(f"{live_server.url}/chat?session={session_id}")
@@ -134,20 +142,47 @@ def test_the_full_page_passes_axe_with_history_and_earlier_messages_to_load(new_
 
     chat.button("Load earlier messages").click()
     expect(chat.button("Load earlier messages")).to_be_hidden()
+    expect(page.get_by_role("list", name="Sources").first.get_by_role("link")).to_have_text("Ridgeline 2P")
     chat.send("One more", replies_after=4)
     axe(page, "on /chat after loading earlier messages and a turn")
 
 
+def test_the_widget_passes_axe_with_an_answers_sources(new_page, live_server, settings, axe):
+    settings.CHATBOT_LINK_HOSTS = ["example.com"]
+    turns = [("user", "Which tent?"), ("assistant", CITED, {"citations": SOURCES})]
+    session = in_db_thread(lambda: session_with_messages(turns))
+    page, widget = open_demo(new_page, live_server)
+    show_in_widget(page, session, f"{live_server.url}/widget/demo/")
+    widget.launcher.click()
+
+    expect(page.get_by_role("list", name="Sources").get_by_role("link")).to_have_text("Ridgeline 2P")
+    axe(page, "with an answer's sources in the widget")
+
+
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
-def test_the_admin_transcript_passes_axe(new_page, live_server, django_user_model, color_scheme, axe):
-    turns = [("system", "Be brief."), ("user", "Do you ship to Norway?"), ("assistant", "Yes, in **5 days**.")]
+def test_the_admin_transcript_and_content_gaps_pass_axe(
+    new_page, live_server, django_user_model, settings, color_scheme, axe
+):
+    settings.CHATBOT_LINK_HOSTS = ["example.com"]
+    turns = [
+        ("system", "Be brief."),
+        ("user", "Do you ship to Norway?"),
+        ("assistant", "Yes, in **5 days** [1][2].", {"citations": SOURCES}),
+        ("user", "And to Svalbard?"),
+        ("assistant", "I couldn't find that on this site.", {"answer_status": "no_answer"}),
+    ]
     session_pk = in_db_thread(lambda: session_with_messages(turns).pk)
     in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
     page = new_page(color_scheme=color_scheme)
 
     log_in_to_admin(page, live_server.url, f"/admin/conversations/session/{session_pk}/change/")
     expect(page.get_by_role("region", name="Transcript")).to_contain_text("Do you ship to Norway?")
-    axe(page, f"on the admin transcript ({color_scheme})")
+    expect(page.get_by_role("list", name="Sources of message 3").get_by_role("link")).to_have_text("Ridgeline 2P")
+    axe(page, f"on the admin transcript with sources ({color_scheme})")
+
+    page.goto(f"{live_server.url}/admin/conversations/session/content-gaps/")
+    expect(page.get_by_role("table", name="Content gaps")).to_contain_text("And to Svalbard?")
+    axe(page, f"on the admin's content gaps ({color_scheme})")
 
 
 # --- The panel as a dialog, with the keyboard ----------------------------------------------

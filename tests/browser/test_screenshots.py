@@ -11,22 +11,24 @@ from tests.browser.support import ChatUI, save_screenshot
 
 pytestmark = pytest.mark.browser
 
+# A scripted model's reply; the sources it cites are the demo site's pages, found by the
+# product's own retrieval (the README says so under the pictures).
 REPLY = (
-    "Our **Ridgeline 2P** is the lightest two-person tent we sell:\n\n"
+    "Our **Ridgeline 2P** is the best tent for two people [1]:\n\n"
     "- 1.6 kg packed, three seasons\n"
-    "- pitches in about four minutes\n"
-    "- free returns for 60 days\n\n"
+    "- $329, with free returns for 60 days\n\n"
     "Want me to check stock at the store nearest you?"
 )
 
 
-def test_screenshots_of_the_widget_and_the_full_page(new_page, live_server, fake_llm):
+def test_screenshots_of_the_widget_and_the_full_page(new_page, live_server, fake_llm, demo_knowledge_base):
     fake_llm.reset(reply=REPLY)
     page = new_page(viewport={"width": 1280, "height": 820})
     page.goto(f"{live_server.url}/widget/demo/")
     widget = ChatUI(page)
     widget.launcher.click()
     widget.send("Which tent is best for two people?", replies_after=1)
+    expect(widget.replies.first.get_by_role("list", name="Sources")).to_contain_text("Tents")
     page.mouse.move(0, 0)
     save_screenshot(page, "widget-desktop", publish=True)
 

@@ -1,7 +1,8 @@
 """Fixtures of the knowledge base's tests.
 
 ``pages`` stores pages straight into the index (no crawl), for tests about ranking and
-answering rather than fetching.
+answering rather than fetching. ``site`` is a real little website on loopback, for tests
+of the crawler and of syncing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pytest
 
 from knowledge.index import store_document
 from knowledge.models import Source, SourceKind
+from tests.knowledge.site import LoopbackSite
 
 
 class Pages:
@@ -24,3 +26,13 @@ class Pages:
 @pytest.fixture
 def pages(db):
     return Pages()
+
+
+@pytest.fixture
+def site(settings):
+    """A small website on 127.0.0.1 (tests/knowledge/site.py) that the crawler may fetch:
+    loopback is a private address, so this turns CHATBOT_KB_ALLOW_PRIVATE_HOSTS on, as an
+    intranet install would. A test that shows the refusal turns it off again."""
+    settings.CHATBOT_KB_ALLOW_PRIVATE_HOSTS = True
+    with LoopbackSite() as running:
+        yield running

@@ -3,19 +3,22 @@ and text under two URLs indexed once."""
 
 from __future__ import annotations
 
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
 from knowledge.index import StoreOutcome, remove_documents, remove_sources, store_document
-from knowledge.models import Chunk, Corpus, Document, Posting, Source
+from knowledge.models import Chunk, Corpus, Document, Posting, Source, Term
 from knowledge.search import search
 
 SHIPPING = "# Shipping\n\nWe ship to Canada within five days.\n\n## Costs\n\nShipping is free over $100."
 
 
 def corpus_is_exact():
+    """The corpus row and every term's document frequency match the rows they count."""
     corpus = Corpus.objects.get(pk=1)
     totals = Chunk.objects.aggregate(length=Sum("length"))
-    return (corpus.chunks, corpus.total_length) == (Chunk.objects.count(), totals["length"] or 0)
+    counted = dict(Posting.objects.values("term").annotate(n=Count("pk")).values_list("term", "n"))
+    stored = dict(Term.objects.filter(chunks__gt=0).values_list("term", "chunks"))
+    return (corpus.chunks, corpus.total_length) == (Chunk.objects.count(), totals["length"] or 0) and stored == counted
 
 
 def test_a_page_is_cut_into_chunks_at_its_headings(pages):
@@ -56,6 +59,7 @@ def test_the_same_text_under_two_urls_is_indexed_once(pages):
     assert Document.objects.count() == 2
     assert {hit.url for hit in search("ship to Canada")} == {"https://shop.example/shipping"}
     assert Chunk.objects.count() == 2
+    assert corpus_is_exact()
 
 
 def test_when_the_indexed_copy_goes_its_duplicate_takes_its_place(pages):

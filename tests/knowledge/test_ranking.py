@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from knowledge import search as search_module
 from knowledge.models import Chunk, Posting
 from knowledge.search import retrieve, search
 
@@ -134,3 +135,26 @@ def test_the_database_ranks_exactly_as_bm25_computed_by_hand(pages):
 
     assert [h.chunk_id for h in hits] == sorted(expected, key=lambda c: (-round(expected[c], 6), c))
     assert [h.score for h in hits] == [round(expected[h.chunk_id], 6) for h in hits]
+
+
+def test_a_snippet_from_a_list_item_drops_its_bullet(pages):
+    pages.add("/returns", "Returns", "Not returnable:\n\n- Gift cards and stove fuel.\n- Worn socks.")
+
+    assert search("gift cards")[0].snippet == "Gift cards and stove fuel."
+
+
+def test_a_common_words_best_postings_are_read_first_and_the_winners_scored_exactly(pages, monkeypatch):
+    # Only two postings a term are read: "tent" is on every page, so the candidates are
+    # the two chunks where it weighs most, plus "waterproof"'s; the winner is still the
+    # page that has both, scored over all its postings.
+    monkeypatch.setattr(search_module, "TOP_POSTINGS", 2)
+    pages.add("/a", "Tents", "Tent tent tent, the tent of tents.")
+    pages.add("/b", "Tents", "Tent tent tent tent, all tents.")
+    for n in range(5):
+        pages.add(f"/c{n}", f"Page {n}", f"A tent, item {n}.")
+    pages.add("/waterproof", "Shelter", "A waterproof tent for storms.")
+
+    hits = search("waterproof tent")
+
+    assert hits[0].url == "https://shop.example/waterproof"
+    assert hits[0].coverage == 1.0

@@ -21,9 +21,10 @@ from django.core.management.base import CommandError
 
 from knowledge import semantic
 from knowledge.index import remove_documents
-from knowledge.models import Chunk, Document
+from knowledge.models import Chunk, Document, Source, SourceKind, SyncStatus
 from knowledge.search import retrieve, search
 from knowledge.semantic import SemanticError, embed_pending, embed_query, fuse, nearest
+from knowledge.sync import files_store
 from tests.fake_openai import EMBEDDING_DIMENSIONS, fake_embedding
 
 RETURNS = "# Refunds\n\nWe refund every item within 30 days of delivery."
@@ -283,3 +284,22 @@ def test_a_chat_turn_is_answered_lexically_when_embeddings_are_down(api, embeddi
 
     assert response.status_code == 200
     assert [c["url"] for c in response.json()["citations"]] == ["https://shop.example/shipping"]
+
+
+def test_a_sync_embeds_what_it_indexed(embeddings, db):
+    source = Source.objects.create(kind=SourceKind.FILES, location="Shop pages")
+
+    files_store(source=source, files=[("returns.md", RETURNS.encode())], complete=False)
+
+    assert not Chunk.objects.filter(embedding__isnull=True).exists()
+
+
+def test_a_sync_whose_embeddings_fail_still_succeeds_and_says_so(embeddings, db):
+    embeddings.reset(embedding_status=503)
+    source = Source.objects.create(kind=SourceKind.FILES, location="Shop pages")
+
+    run = files_store(source=source, files=[("returns.md", RETURNS.encode())], complete=False)
+
+    assert run.status == SyncStatus.SUCCEEDED
+    assert run.errors[0]["error"].startswith("embeddings: ")
+    assert urls(retrieve("refund").passages) == [None]  # an uploaded file: searchable lexically already
