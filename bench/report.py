@@ -360,10 +360,13 @@ def retrieval_markdown(retrieval: dict) -> str:
         + (" (store only)" if b["quality"]["ingestion"].get("store_only") else "")
         for b in (pg, lite)
     ]
-    lines.append(f"| ingestion (fetch over loopback, extract, store), pages/s | {cells[0]} | {cells[1]} |")
+    lines.append(f"| ingestion (`source_sync` of the sitemap over loopback), pages/s | {cells[0]} | {cells[1]} |")
     for label, key in (
-        ("re-sync, conditional GETs: requests / 304s / chunks written", "resync_conditional"),
-        ("re-sync, no validators (sample): requests / unchanged / chunks written", "resync_unconditional"),
+        ("re-sync of the unchanged site: requests / 304s / unchanged / chunks written", "resync_conditional"),
+        (
+            "re-sync, validators forgotten for a sample: requests / 304s / unchanged / chunks written",
+            "resync_unconditional",
+        ),
     ):
         cells = []
         for backend in (pg, lite):
@@ -371,8 +374,9 @@ def retrieval_markdown(retrieval: dict) -> str:
             if r is None:
                 cells.append("— (quick run: stored PostgreSQL's crawl)")
                 continue
-            kept = r["outcomes"].get("not_modified" if key == "resync_conditional" else "unchanged", 0)
-            cells.append(f"{r['requests']} / {kept} / {r['chunks_written']}")
+            o = r["outcomes"]
+            sample = f" ({r['sample']} pages)" if "sample" in r else ""
+            cells.append(f"{r['requests']} / {o['not_modified']} / {o['unchanged']} / {r['chunks_written']}{sample}")
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     if turn:
         lines.append(

@@ -168,95 +168,29 @@ def backend_name() -> str:
     return connection.vendor
 
 
-# --- Ingestion ------------------------------------------------------------------------
+# --- Ingestion: the product's crawler over loopback ---------------------------------
 
 
-def extract(body: bytes) -> tuple[str, str]:
-    """(title, Markdown) of a page, by the product's extractor.
+def synced(site: corpus.Site, source) -> dict:
+    """One ``knowledge.sync.source_sync`` of the sitemap source, timed: the run's own
+    report (requests, added / updated / unchanged / removed / failed) and the 304s the
+    site answered."""
+    from knowledge.sync import source_sync
 
-    Until the crawler lands on main (helper branch ``ingest``) there is no
-    ``knowledge.extract``; this calls trafilatura with the options that branch uses.
-    """
-    import trafilatura
-
-    markdown = trafilatura.extract(
-        body,
-        output_format="markdown",
-        include_tables=True,
-        include_formatting=True,
-        include_links=False,
-        include_images=False,
-        include_comments=False,
-        with_metadata=False,
-    )
-    metadata = trafilatura.extract_metadata(body)
-    return (metadata.title if metadata and metadata.title else corpus.page_title(body)), markdown or ""
-
-
-def ingest(
-    site: corpus.Site,
-    source,
-    *,
-    validators: dict | None = None,
-    extracted: dict | None = None,
-    limit: int | None = None,
-) -> dict:
-    """Every page of the sitemap fetched over loopback, extracted, and stored through
-    ``knowledge.index.store_document``; returns outcomes, requests and timings.
-
-    ``validators`` (url → (etag, last_modified)) makes the GETs conditional, as a re-sync's
-    would be: a 304 is taken as unchanged without storing anything. ``extracted``, when
-    given, collects url → (title, Markdown); ``limit`` takes the sitemap's first pages only.
-    """
-    import urllib.request
-    import xml.etree.ElementTree as ET  # noqa: S405 - our own sitemap
-
-    from knowledge.index import store_document
-
-    before = site.requests
+    not_modified = site.not_modified
     started = time.perf_counter()
-    with urllib.request.urlopen(f"{site.base_url}/sitemap.xml") as response:  # noqa: S310 - loopback
-        tree = ET.fromstring(response.read())  # noqa: S314
-    urls = [loc.text for loc in tree.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")][:limit]
-    outcomes: dict[str, int] = {}
-    seen: dict[str, tuple[str, str]] = {}
-    for url in urls:
-        request = urllib.request.Request(url)  # noqa: S310 - loopback
-        etag, last_modified = (validators or {}).get(url, ("", ""))
-        if etag:
-            request.add_header("If-None-Match", etag)
-        if last_modified:
-            request.add_header("If-Modified-Since", last_modified)
-        try:
-            with urllib.request.urlopen(request) as response:  # noqa: S310
-                body, headers = response.read(), response.headers
-        except urllib.error.HTTPError as error:
-            if error.code == 304:
-                outcomes["not_modified"] = outcomes.get("not_modified", 0) + 1
-                seen[url] = (etag, last_modified)
-                continue
-            raise
-        title, markdown = extract(body)
-        if extracted is not None:
-            extracted[url] = (title, markdown)
-        outcome = store_document(
-            source=source,
-            url=url,
-            title=title,
-            markdown=markdown,
-            etag=headers.get("ETag", ""),
-            last_modified=headers.get("Last-Modified", ""),
-        )
-        outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
-        seen[url] = (headers.get("ETag", ""), headers.get("Last-Modified", ""))
+    run = source_sync(source=source)
     seconds = time.perf_counter() - started
+    pages = run.added + run.updated + run.unchanged + run.failed
     return {
-        "pages": len(urls),
+        "pages": pages,
         "seconds": round(seconds, 2),
-        "pages_per_second": round(len(urls) / seconds, 1),
-        "requests": site.requests - before,
-        "outcomes": outcomes,
-        "validators": seen,
+        "pages_per_second": round(pages / seconds, 1),
+        "status": run.status,
+        "requests": run.requests,
+        "outcomes": {name: getattr(run, name) for name in ("added", "updated", "unchanged", "removed", "failed")}
+        | {"not_modified": site.not_modified - not_modified},
+        "errors": run.errors[:5],
     }
 
 
@@ -281,18 +215,19 @@ def chunks_written_since(before: dict) -> int:
 
 
 def quality(args, *, quick: bool) -> dict:
-    from knowledge.models import Chunk, Posting, Source, SourceKind
+    from knowledge.models import Chunk, Posting
+    from knowledge.sync import source_for_location
 
     pages = corpus.pages()
-    extracted: dict[str, tuple[str, str]] = {}
     results: dict = {}
     with corpus.Site(pages) as site:
-        source = Source.objects.create(kind=SourceKind.SITEMAP, location=f"{site.base_url}/sitemap.xml")
+        source = source_for_location(f"{site.base_url}/sitemap.xml")
         if args.store_from:
             results["ingestion"] = store_extracted(site, source, json.loads(Path(args.store_from).read_text()))
         else:
-            results.update(crawl_and_resync(site, source, extracted, quick=quick))
-            Path(args.extracted).write_text(json.dumps({site.path_of(url): pair for url, pair in extracted.items()}))
+            results.update(crawl_and_resync(site, source, quick=quick))
+            extracted = {site.path_of(d.url): (d.title, d.text) for d in source.documents.order_by("url")}
+            Path(args.extracted).write_text(json.dumps(extracted))
         paths = {document.pk: site.path_of(document.url) for document in source.documents.all()}
     chunks = list(Chunk.objects.select_related("document").order_by("pk"))
     asked = corpus.questions()
@@ -308,23 +243,25 @@ def quality(args, *, quick: bool) -> dict:
     return results
 
 
-def crawl_and_resync(site: corpus.Site, source, extracted: dict, *, quick: bool) -> dict:
-    first = ingest(site, source, extracted=extracted)
-    validators = first.pop("validators")
+def crawl_and_resync(site: corpus.Site, source, *, quick: bool) -> dict:
+    """Ingestion, then two re-syncs of the unchanged site: one as it comes (every page
+    has validators, so every GET is conditional), one after forgetting the validators of
+    a sample of pages, which are then fetched and extracted in full and must be kept by
+    their content hash alone."""
+    from knowledge.models import Document
+
+    first = synced(site, source)
     before = chunk_fingerprint()
-    again = ingest(site, source, validators=validators)
-    again.pop("validators")
-    again["chunks_written"] = chunks_written_since(before)
-    # A site that sends no validators: every page fetched and extracted again, and the
-    # content hash alone must keep its chunks (on a sample of pages: extraction is slow).
-    unconditional = ingest(site, source, limit=30 if quick else 100)
-    unconditional.pop("validators")
-    unconditional["chunks_written"] = chunks_written_since(before)
+    again = synced(site, source) | {"chunks_written": chunks_written_since(before)}
+    sample = list(source.documents.order_by("pk").values_list("pk", flat=True)[: 30 if quick else 100])
+    Document.objects.filter(pk__in=sample).update(etag="", last_modified="")
+    unconditional = synced(site, source) | {"chunks_written": chunks_written_since(before), "sample": len(sample)}
     return {"ingestion": first, "resync_conditional": again, "resync_unconditional": unconditional}
 
 
 def store_extracted(site: corpus.Site, source, pages: dict) -> dict:
-    """Pages another run extracted, stored through the product's writer: no HTTP, no extraction."""
+    """Pages another run's crawl extracted, stored through the product's writer: no HTTP,
+    no extraction."""
     from knowledge.index import store_document
 
     started = time.perf_counter()
@@ -556,11 +493,12 @@ def store_until(size: int, source, pending) -> int:
 def copy_corpus(source, copy: int) -> None:
     """One more copy of the corpus's pages ("page/..." documents) under keys "copy-N/...",
     with their chunks and postings, in three INSERT ... SELECT statements; the corpus
-    figures move by what was added (``knowledge.index.count_in``, in the same transaction)."""
+    figures and the terms' document frequencies move by what was added
+    (``knowledge.index.count_in`` and ``count_terms``, in the same transaction)."""
     from django.db import connection, transaction
     from django.db.models import Count, Max, Sum
 
-    from knowledge.index import count_in
+    from knowledge.index import count_in, count_terms
     from knowledge.models import Chunk, Document, Posting
 
     originals = Document.objects.filter(source=source, key__startswith="page/")
@@ -571,7 +509,12 @@ def copy_corpus(source, copy: int) -> None:
     stride_chunks = copy * 10 ** (len(str(chunk_top)) + 1)
     d, c, p = Document._meta.db_table, Chunk._meta.db_table, Posting._meta.db_table
     copied = Chunk.objects.filter(document__in=originals).aggregate(n=Count("pk"), length=Sum("length"))
+    held = dict(
+        Posting.objects.filter(chunk_id__lte=chunk_top).values("term").annotate(n=Count("*")).values_list("term", "n")
+    )
     with transaction.atomic(), connection.cursor() as cursor:
+        # The corpus row first, as the index writer takes it: its lock orders the writers.
+        count_in(chunks=copied["n"], length=copied["length"])
         cursor.execute(
             f"INSERT INTO {d} (id, source_id, url, key, title, text, content_hash, etag, last_modified, "  # noqa: S608
             "duplicate_of_id, fetched_at, updated_at) "
@@ -586,11 +529,11 @@ def copy_corpus(source, copy: int) -> None:
             [stride_chunks, stride_documents, chunk_top],
         )
         cursor.execute(
-            f"INSERT INTO {p} (term, chunk_id, weight, chunk_length) "  # noqa: S608
-            f"SELECT term, chunk_id + %s, weight, chunk_length FROM {p} WHERE chunk_id <= %s",
+            f"INSERT INTO {p} (term, chunk_id, weight, chunk_length, impact) "  # noqa: S608
+            f"SELECT term, chunk_id + %s, weight, chunk_length, impact FROM {p} WHERE chunk_id <= %s",
             [stride_chunks, chunk_top],
         )
-        count_in(chunks=copied["n"], length=copied["length"])
+        count_terms(held)
 
 
 def timed_queries(asked, kind: str) -> dict:
