@@ -103,7 +103,8 @@ def _sniff(content: bytes) -> str | None:
 # The element holding a page's own text, most specific first: schema.org's article body
 # (Read the Docs), the ARIA main landmark (Sphinx's themes, MkDocs), <main> (Docusaurus, most
 # sites), a lone <article>, and the element holding the docutils section that holds the
-# page's <h1> (any Sphinx theme, such as Django's, that marks none of these).
+# page's <h1> (any Sphinx theme, such as Django's, that marks none of these). Only an
+# expression that finds exactly one element names it: three <article> cards are not the page.
 _MAIN_CONTENT = [
     etree.XPath(expression)
     for expression in [
