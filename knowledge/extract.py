@@ -5,18 +5,28 @@ footers and cookie banners while keeping headings, lists and tables (as Markdown
 chunking splits at headings). Its inferred dates are not used: a page's freshness comes
 from the HTTP validators and the content hash. PDFs through pypdf; Markdown and plain
 text as they are.
+
+Two of trafilatura's guesses fail on documentation sites, so the page is prepared first
+(see ``_main_content``): when trafilatura recognises no content container (Django's own
+docs theme has none it knows) it falls back to collecting loose paragraphs, without any
+heading or ``<dl>`` list; and it drops blocks whose id holds a boilerplate word, while
+Sphinx names each section after its heading ("...fields.related", "built-in-template-tags"),
+so whole sections went.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+import lxml.html
 import pypdf
 import trafilatura
+from lxml import etree
 from pypdf.errors import PyPdfError
 
 HTML, MARKDOWN, TEXT, PDF = "html", "markdown", "text", "pdf"
@@ -90,19 +100,80 @@ def _sniff(content: bytes) -> str | None:
     return None
 
 
+# The element holding a page's own text, most specific first: schema.org's article body
+# (Read the Docs), the ARIA main landmark (Sphinx's themes, MkDocs), <main> (Docusaurus, most
+# sites), a lone <article>, and the element holding the docutils section that holds the
+# page's <h1> (any Sphinx theme, such as Django's, that marks none of these). Only an
+# expression that finds exactly one element names it: three <article> cards are not the page.
+_MAIN_CONTENT = [
+    etree.XPath(expression)
+    for expression in [
+        "//*[@itemprop='articleBody']",
+        "//*[@role='main']",
+        "//main",
+        "//article",
+        "(//*[self::section or self::div[contains(concat(' ', @class, ' '), ' section ')]][h1])[1]/..",
+    ]
+]
+# Docs generators (Sphinx, MkDocs, Docusaurus) put a permalink ("¶", "#") after each heading
+# and definition; on their pages an id is such a permalink's anchor. Sphinx's "[source]" links
+# go with them.
+_PERMALINKS = etree.XPath(
+    ".//a[contains(concat(' ', @class, ' '), ' headerlink ') or contains(concat(' ', @class, ' '), ' hash-link ')]"
+    "|.//*[contains(concat(' ', @class, ' '), ' viewcode-link ')]"
+)
+
+
 def _html(content: bytes) -> tuple[str, str]:
-    markdown = trafilatura.extract(
-        content,
-        output_format="markdown",
-        include_tables=True,
-        include_formatting=True,
-        include_links=False,
-        include_images=False,
-        include_comments=False,
-        with_metadata=False,
+    tree = trafilatura.load_html(content)
+    if tree is None:
+        return "", ""
+    metadata = trafilatura.extract_metadata(tree)
+    title = (metadata.title or "") if metadata else ""
+    main = _main_content(tree)
+    markdown = _trafilatura_markdown(main) if main is not None else ""
+    return title, markdown or _trafilatura_markdown(tree)
+
+
+def _main_content(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """The page's main content element alone, in a document trafilatura takes whole, or None.
+
+    The copy is wrapped in the container trafilatura looks for first, so that it neither
+    falls back to loose paragraphs nor settles on a smaller box inside. On a docs generator's
+    page the ids go (they are heading anchors, which trafilatura would read as "related",
+    "tags" or "hidden" boilerplate) and so do the permalinks ("¶" after every heading)."""
+    main = next((found[0] for expression in _MAIN_CONTENT if len(found := expression(tree)) == 1), None)
+    if main is None:
+        return None
+    main = copy.deepcopy(main)
+    main.tail = None
+    permalinks = _PERMALINKS(main)
+    if permalinks:
+        for permalink in permalinks:
+            permalink.drop_tree()
+        for element in main.iter():
+            element.attrib.pop("id", None)
+    document = lxml.html.fromstring("<html><head></head><body></body></html>")
+    wrapper = lxml.html.Element("div", itemprop="articleBody")
+    wrapper.append(main)
+    document.find("body").append(wrapper)
+    return document
+
+
+def _trafilatura_markdown(tree: lxml.html.HtmlElement) -> str:
+    return (
+        trafilatura.extract(
+            tree,
+            output_format="markdown",
+            include_tables=True,
+            include_formatting=True,
+            include_links=False,
+            include_images=False,
+            include_comments=False,
+            with_metadata=False,
+        )
+        or ""
     )
-    metadata = trafilatura.extract_metadata(content)
-    return (metadata.title or "") if metadata else "", markdown or ""
 
 
 def _pdf(content: bytes, *, name: str) -> tuple[str, str]:

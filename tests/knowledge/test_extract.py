@@ -73,3 +73,87 @@ def test_an_unsupported_format_is_an_extract_error():
 def test_a_page_without_text_is_an_extract_error():
     with pytest.raises(ExtractError, match="no text"):
         extract(b"<html><head><title>Empty</title></head><body></body></html>", name="https://shop.example/")
+
+
+def sphinx_page(theme: str) -> bytes:
+    """A long page as Sphinx writes it: the site's header, sidebar and footer around docutils
+    sections, each with a permalink in its heading and its heading's anchor as its id (here
+    "...fields.related", "built-in-template-tags"), and the API in definition lists."""
+
+    def section(anchor: str, level: int, title: str, content: str) -> str:
+        permalink = f'<a class="headerlink" href="#{anchor}">¶</a>'
+        heading = f"<h{level}>{title}{permalink}</h{level}>"
+        return f'<div class="section" id="s-{anchor}"><span id="{anchor}"></span>{heading}{content}</div>'
+
+    def attribute(name: str, text: str) -> str:
+        definition = f'<dt id="{name}"><code>{name}</code><a class="headerlink" href="#{name}">¶</a></dt>'
+        details = " ".join(f"Note {n} on {name} tells one more thing about how it behaves." for n in range(5))
+        return f'<dl class="py attribute">{definition}<dd><p>{text}</p><p>{details}</p></dd></dl>'
+
+    options = "".join(
+        section(name, 3, f"<code>{name}</code>", attribute(f"Field.{name}", f"What the {name} option does."))
+        for name in ["null", "blank", "choices", "db_column", "db_index", "default", "editable", "unique", "hidden"]
+    )
+    foreign_key = attribute(
+        "ForeignKey.on_delete",
+        "When an object referenced by a ForeignKey is deleted, Django will emulate the behavior "
+        "of the SQL constraint specified by the on_delete argument.",
+    )
+    body = section(
+        "model-field-reference",
+        1,
+        "Model field reference",
+        "<p>This document contains all the API references of Field.</p>"
+        + section("field-options", 2, "Field options", f"<p>These arguments are available to all fields.</p>{options}")
+        + section(
+            "module-django.db.models.fields.related",
+            2,
+            "Relationship fields",
+            "<p>Django also defines a set of fields that represent relations.</p>"
+            + section("foreignkey", 3, "<code>ForeignKey</code>", f"<p>A many-to-one relationship.</p>{foreign_key}"),
+        )
+        + section(
+            "built-in-template-tags", 2, "Built-in template tags", "<p>The autoescape tag controls escaping.</p>"
+        ),
+    )
+    sidebar = (
+        '<div class="sphinxsidebar" role="navigation"><h3>Table of contents</h3>'
+        '<ul><li><a href="#field-options">Field options</a></li><li><a href="#foreignkey">ForeignKey</a></li></ul>'
+        '<h4>Previous topic</h4><p><a href="index.html">Models</a></p><h3>Quick search</h3></div>'
+    )
+    themes = {
+        # Django's own: no container trafilatura knows
+        "django": (
+            '<div id="bd"><div id="yui-main"><div class="yui-b"><div class="yui-g" id="ref-models-fields">'
+            f'{body}</div></div></div><div class="yui-b" id="sidebar">{sidebar}</div></div>'
+        ),
+        # Sphinx's basic theme and those built on it (alabaster, classic)
+        "basic": f'<div class="document"><div class="body" role="main">{body}</div>{sidebar}</div>',
+        "read-the-docs": f'<nav>{sidebar}</nav><div role="main"><div itemprop="articleBody">{body}</div></div>',
+    }
+    navigation = '<div class="nav"><a href="index.html">previous</a> | <a href="indexes.html">next</a></div>'
+    return f"""<!doctype html><html><head><title>Model field reference</title></head><body>
+<div id="hd"><h1><a href="/">Django documentation</a></h1>{navigation}</div>
+{themes[theme]}
+<div id="ft">{navigation}</div>
+</body></html>""".encode()
+
+
+@pytest.mark.parametrize("theme", ["django", "basic", "read-the-docs"])
+def test_a_sphinx_page_keeps_its_headings_and_every_section(theme):
+    page = extract(sphinx_page(theme), name="https://docs.example/ref/models/fields.html", content_type="text/html")
+
+    headings = [line for line in page.markdown.splitlines() if line.startswith("#")]
+    assert headings[:4] == ["# Model field reference", "## Field options", "### `null`", "### `blank`"]
+    assert headings[-3:] == ["## Relationship fields", "### `ForeignKey`", "## Built-in template tags"]
+    assert "When an object referenced by a ForeignKey is deleted" in page.markdown
+    assert "The autoescape tag controls escaping." in page.markdown
+    assert "Note 4 on Field.hidden" in page.markdown
+
+
+@pytest.mark.parametrize("theme", ["django", "basic", "read-the-docs"])
+def test_a_sphinx_page_drops_its_header_sidebar_footer_and_permalinks(theme):
+    page = extract(sphinx_page(theme), name="https://docs.example/ref/models/fields.html", content_type="text/html")
+
+    for boilerplate in ["Django documentation", "Table of contents", "Previous topic", "Quick search", "previous", "¶"]:
+        assert boilerplate not in page.markdown
