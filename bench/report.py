@@ -313,9 +313,9 @@ def retrieval_markdown(retrieval: dict) -> str:
     pg, lite, fixture = retrieval["postgresql"], retrieval["sqlite"], retrieval["corpus"]
     lines = [
         f"Fixture: {fixture['pages']} pages of the Django 3.2.25 docs ({pg['quality']['chunks']:,} chunks), "
-        f"{fixture['questions']} questions of which {fixture['unanswerable']} unanswerable. A rank is a chunk's "
-        "position; recall@k: a chunk of a gold page among the first k. Refusal accuracy: unanswerable refused "
-        "and answerable not, over all questions.",
+        f"{fixture['questions']} questions of which {fixture['unanswerable']} unanswerable. A rank is a page's "
+        "position (each page once, its best chunk); recall@k: a gold page among the first k. "
+        "Refusal accuracy: unanswerable refused and answerable not, over all questions.",
         "",
         "| ranking | recall@1 | recall@5 | MRR@10 | gold page in `retrieve`'s passages | refusal accuracy "
         "| unanswerable refused | answerable refused | p50 per question |",

@@ -11,8 +11,9 @@ on SQLite, each in a process of its own (Django holds one database a process):
   pages with their paragraphs shuffled, under other keys), ``retrieve`` timed at each;
   at 10k on PostgreSQL, turns over HTTP with that knowledge base and with an empty one.
 
-A rank is a chunk's position in the results: recall@k counts a question found when one
-of its first k chunks comes from a gold page, MRR@10 averages 1 / that rank.
+A rank is a page's position in the results (each page once: ours returns each page's
+best passage, and the anchors' chunk rankings are read the same way): recall@k counts a
+question found when a gold page is among the first k, MRR@10 averages 1 / that rank.
 """
 
 from __future__ import annotations
@@ -317,10 +318,10 @@ def bm25s_ranker(chunks, paths: dict[int, str]):
         tokens = bm25s.tokenize([text], stopwords="en", stemmer=stemmer, show_progress=False)
         if not tokens.ids[0]:
             return []
-        found, scores = retriever.retrieve(tokens, k=10, show_progress=False)
+        found, scores = retriever.retrieve(tokens, k=50, show_progress=False)
         return [(owner[i], float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
 
-    return (lambda text: [path for path, _ in search(text)]), (lambda text: not search(text))
+    return (lambda text: distinct_pages(path for path, _ in search(text))), (lambda text: not search(text))
 
 
 def ts_rank_ranker(paths: dict[int, str]):
@@ -346,12 +347,22 @@ def ts_rank_ranker(paths: dict[int, str]):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT document_id FROM bench_fts, websearch_to_tsquery('english', %s) q "
-                "WHERE tsv @@ q ORDER BY ts_rank(tsv, q) DESC, id LIMIT 10",
+                "WHERE tsv @@ q ORDER BY ts_rank(tsv, q) DESC, id LIMIT 50",
                 [text],
             )
-            return [paths.get(row[0], "?") for row in cursor.fetchall()]
+            return distinct_pages(paths.get(row[0], "?") for row in cursor.fetchall())
 
     return search, (lambda text: not search(text))
+
+
+def distinct_pages(ranked, limit: int = 10) -> list[str]:
+    """The first ``limit`` pages of a ranking of chunks, each page once: what ours
+    returns (``search`` gives each page's best passage), so all three rank pages alike."""
+    pages: list[str] = []
+    for path in ranked:
+        if path not in pages:
+            pages.append(path)
+    return pages[:limit]
 
 
 def evaluate(asked: list[corpus.Question], rank, refuses, passages=None) -> dict:

@@ -46,10 +46,14 @@ def stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Markdown's backslash escapes ("on\\_delete"): the word is the same without them.
+ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
+
+
 def words(text: str) -> list[str]:
     """The words of ``text``, lowercased, with the pieces of compound words after them."""
     found = []
-    for match in WORD.finditer(text.lower()):
+    for match in WORD.finditer(ESCAPE.sub(r"\1", text).lower()):
         word = match.group().replace("’", "'")
         if word in STOPWORDS:
             continue

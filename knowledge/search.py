@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 
 from conversations.tokens import estimate_tokens
-from knowledge.analysis import terms
+from knowledge.analysis import ESCAPE, terms
 from knowledge.index import K1, B
 from knowledge.models import Chunk, Corpus, Posting, Term
 
@@ -51,6 +51,9 @@ CANDIDATES = 30
 TOP_POSTINGS = 1000
 RERANKED = 100
 PASSAGES_PER_PAGE = 2
+# Search results are pages: each page's best passage, so that a long page whose every
+# section mentions the words does not push the other pages off the first screen.
+RESULTS_PER_PAGE = 1
 SNIPPET_CHARS = 240
 
 
@@ -109,12 +112,25 @@ class Query:
 def search(
     text: str, *, limit: int = 10, previous: str | None = None, query_vector: np.ndarray | None = None
 ) -> list[Hit]:
-    """The best ``limit`` passages for ``text``, best first (``query_vector``: see ``candidates``)."""
+    """The best ``limit`` pages for ``text``, best first, each as its best passage
+    (``query_vector``: see ``candidates``)."""
     query = Query.of(text, previous)
     corpus = figures(query)
     if not query.weights or corpus is None or corpus.chunks <= 0:
         return []
-    return with_snippets(candidates(query, corpus, limit=limit, query_vector=query_vector), query)
+    found = candidates(query, corpus, limit=max(limit, CANDIDATES), query_vector=query_vector)
+    return with_snippets(at_most_per_page(found, RESULTS_PER_PAGE)[:limit], query)
+
+
+def at_most_per_page(hits: list[Hit], per_page: int) -> list[Hit]:
+    """``hits`` in order, without those past the first ``per_page`` of their page."""
+    kept: list[Hit] = []
+    seen: Counter[int] = Counter()
+    for hit in hits:
+        if seen[hit.document_id] < per_page:
+            seen[hit.document_id] += 1
+            kept.append(hit)
+    return kept
 
 
 def retrieve(
@@ -278,7 +294,7 @@ def with_snippets(hits: list[Hit], query: Query) -> list[Hit]:
 
 
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
-MARKUP = re.compile(r"[*_`#>|]+|\[([^\]]*)\]\([^)]*\)")
+MARKUP = re.compile(r"[*`#>|]+|(?<!\w)_+|_+(?!\w)|\[([^\]]*)\]\([^)]*\)")
 
 
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
@@ -286,7 +302,8 @@ LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 
 def plain(text: str) -> str:
     """Markdown reduced to the words a snippet shows (a list item without its bullet)."""
-    return " ".join(MARKUP.sub(lambda m: m.group(1) or " ", LIST_ITEM.sub("", text)).split())
+    text = MARKUP.sub(lambda m: m.group(1) or " ", ESCAPE.sub(r"\1", LIST_ITEM.sub("", text)))
+    return " ".join(text.split())
 
 
 def sentences(text: str) -> list[str]:
