@@ -48,8 +48,8 @@ PREVIOUS_QUERY_WEIGHT = 0.5
 CANDIDATES = 30
 # Each query term contributes its best postings by impact (term frequency against the
 # chunk's length) to the candidates, of which the best are then scored exactly.
-TOP_POSTINGS = 1000
-RERANKED = 100
+TOP_POSTINGS = 300
+RERANKED = 50
 PASSAGES_PER_PAGE = 2
 # Search results are pages: each page's best passage, so that a long page whose every
 # section mentions the words does not push the other pages off the first screen.
