@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 
 from conversations.tokens import estimate_tokens
-from knowledge.analysis import ESCAPE, terms
+from knowledge.analysis import ESCAPE, NUMBERS, stemmer, terms
 from knowledge.index import K1, B
 from knowledge.models import Chunk, Corpus, Posting, Term
 
@@ -55,6 +55,7 @@ PASSAGES_PER_PAGE = 2
 # section mentions the words does not push the other pages off the first screen.
 RESULTS_PER_PAGE = 1
 SNIPPET_CHARS = 240
+SNIPPET_WORD = re.compile(r"\w+")
 
 
 @dataclass
@@ -215,25 +216,22 @@ def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
     average_length = corpus.total_length / corpus.chunks
     scores, matched = candidate_scores(known, query.idf, average_length=average_length, limit=max(limit, RERANKED))
     best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
-    chunks = (
-        Chunk.objects.select_related("document")
-        .only("document_id", "heading", "text", "document__url", "document__title")  # not the page's whole text
-        .in_bulk(best)
-    )
+    # Plain rows, not models, and never the page's whole text.
+    fields = ("pk", "document_id", "heading", "text", "document__url", "document__title")
+    chunks = {row[0]: row for row in Chunk.objects.filter(pk__in=best).values_list(*fields)}
     total_weight = sum(query.idf.values())
     return [
         Hit(
             chunk_id=chunk_id,
-            document_id=chunks[chunk_id].document_id,
-            url=chunks[chunk_id].document.url or None,
-            title=chunks[chunk_id].document.title,
-            heading=chunks[chunk_id].heading,
-            text=chunks[chunk_id].text,
+            document_id=document_id,
+            url=url or None,
+            title=title,
+            heading=heading,
+            text=text,
             score=scores[chunk_id],
             coverage=sum(query.idf[term] for term in matched[chunk_id]) / total_weight,
         )
-        for chunk_id in best
-        if chunk_id in chunks  # removed since it was scored
+        for chunk_id, document_id, heading, text, url, title in (chunks[pk] for pk in best if pk in chunks)
     ]
 
 
@@ -253,12 +251,14 @@ def candidate_scores(
     One query: the candidates are the best chunks by BM25 over each term's top postings
     (each term's IDF a parameter, read alike by both databases; scores rounded before
     ordering, so that float sums added in other orders cannot swap two equal chunks, and
-    ties to the older chunk); it returns all their postings of the query terms, through
-    the index by chunk, which are summed here.
+    ties to the older chunk); it returns all their postings of the query terms, which are
+    summed here.
     """
     table = Posting._meta.db_table
+    # BM25's term score with its constants folded (floats, so no database computes in
+    # decimals): idf × (k1 + 1) × weight / (weight + k1 × (1 − b) + k1 × b / avgdl × length).
     per_term = (
-        f"SELECT chunk_id, %s * weight * {K1 + 1} / (weight + {K1} * ({1 - B} + {B} * chunk_length / %s)) AS s "  # noqa: S608 - no input in the SQL text
+        "SELECT chunk_id, %s * weight / (weight + %s + %s * chunk_length) AS s "  # noqa: S608 - no input in the SQL text
         f"FROM (SELECT chunk_id, weight, chunk_length FROM {table} WHERE term = %s "
         "ORDER BY impact DESC, chunk_id LIMIT %s) AS top"
     )
@@ -266,13 +266,13 @@ def candidate_scores(
     placeholders = ", ".join("%s" for _ in query_terms)
     sql = (
         f"SELECT p.chunk_id, p.term, p.weight, p.chunk_length FROM {table} p JOIN ("  # noqa: S608
-        f"SELECT chunk_id, ROUND(CAST(SUM(s) AS NUMERIC), 6) AS score FROM ({union}) AS u "
-        "GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %s"
+        f"SELECT chunk_id FROM ({union}) AS u "
+        "GROUP BY chunk_id ORDER BY ROUND(SUM(s) * 1000000) DESC, chunk_id LIMIT %s"
         f") AS candidates ON p.chunk_id = candidates.chunk_id WHERE p.term IN ({placeholders})"
     )
     params: list = []
     for term in query_terms:
-        params += [idf[term], average_length, term, TOP_POSTINGS]
+        params += [idf[term] * (K1 + 1), K1 * (1 - B), K1 * B / average_length, term, TOP_POSTINGS]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, limit, *query_terms])
         rows = cursor.fetchall()
@@ -297,31 +297,40 @@ SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 MARKUP = re.compile(r"[*`#>|]+|(?<!\w)_+|_+(?!\w)|\[([^\]]*)\]\([^)]*\)")
 
 
-LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+", re.MULTILINE)
+SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+def unmarked(text: str) -> str:
+    """Markdown reduced to the words a snippet shows (a list item without its bullet),
+    its lines kept."""
+    return MARKUP.sub(lambda m: m.group(1) or " ", ESCAPE.sub(r"\1", LIST_ITEM.sub("", text)))
 
 
 def plain(text: str) -> str:
-    """Markdown reduced to the words a snippet shows (a list item without its bullet)."""
-    text = MARKUP.sub(lambda m: m.group(1) or " ", ESCAPE.sub(r"\1", LIST_ITEM.sub("", text)))
-    return " ".join(text.split())
+    return " ".join(unmarked(text).split())
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_BREAK.split(plain_lines(text)) if len(s.strip()) > 1]
-
-
-def plain_lines(text: str) -> str:
-    return "\n".join(plain(line) for line in text.splitlines())
+    """The sentences of ``text``, each line ending one."""
+    return [s for s in (SPACES.sub(" ", part).strip() for part in SENTENCE_BREAK.split(unmarked(text))) if len(s) > 1]
 
 
 def snippet(text: str, weights: dict[str, float], *, limit: int = SNIPPET_CHARS) -> str:
-    """The sentence of ``text`` that carries most of the query, cut to ``limit``."""
+    """The sentence of ``text`` that carries most of the query, cut to ``limit``.
+
+    Words are read coarsely (no compound pieces) and all of them stemmed in one call: a
+    snippet is made for every passage of every turn, and the index's own analysis,
+    sentence by sentence, cost more than the query.
+    """
     candidates = sentences(text) or [plain(text)]
-    _, _, best = max((sentence_weight(s, weights), -i, s) for i, s in enumerate(candidates))
+    words_of = [set(SNIPPET_WORD.findall(sentence.lower())) for sentence in candidates]
+    distinct = sorted(set().union(*words_of))
+    worth = {
+        word: weights.get(NUMBERS.get(word, stem), 0.0)
+        for word, stem in zip(distinct, stemmer().stemWords(distinct), strict=True)
+    }
+    _, _, best = max((sum(worth[word] for word in found), -i, candidates[i]) for i, found in enumerate(words_of))
     if len(best) <= limit:
         return best
     return best[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def sentence_weight(sentence: str, weights: dict[str, float]) -> float:
-    return sum(weights.get(term, 0.0) for term in set(terms(sentence)))
