@@ -25,6 +25,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -69,9 +70,16 @@ class Hit:
     score: float
     # Share of the question's weight this passage's terms carry (0 to 1).
     coverage: float = 0.0
-    snippet: str = ""
+    # What each query term is worth, for the snippet (made when first read).
+    weights: dict[str, float] = field(default_factory=dict, repr=False)
     # Cosine with the question's embedding, when semantic search found it among the nearest.
     similarity: float | None = None
+
+    @cached_property
+    def snippet(self) -> str:
+        """The passage's sentence that carries most of the question: made only for the
+        passages shown (search results, the citations an answer keeps)."""
+        return snippet(self.text, self.weights)
 
     @property
     def relevant(self) -> bool:
@@ -120,7 +128,7 @@ def search(
     if not query.weights or corpus is None or corpus.chunks <= 0:
         return []
     found = candidates(query, corpus, limit=max(limit, CANDIDATES), query_vector=query_vector)
-    return with_snippets(at_most_per_page(found, RESULTS_PER_PAGE)[:limit], query)
+    return with_weights(at_most_per_page(found, RESULTS_PER_PAGE)[:limit], query)
 
 
 def at_most_per_page(hits: list[Hit], per_page: int) -> list[Hit]:
@@ -164,7 +172,7 @@ def retrieve(
         budget -= cost
         per_page[hit.document_id] += 1
         passages.append(hit)
-    return Retrieval(passages=with_snippets(passages, query), empty=False)
+    return Retrieval(passages=with_weights(passages, query), empty=False)
 
 
 def figures(query: Query) -> Corpus | None:
@@ -284,12 +292,11 @@ def candidate_scores(
     return {chunk_id: round(score, 6) for chunk_id, score in scores.items()}, matched
 
 
-def with_snippets(hits: list[Hit], query: Query) -> list[Hit]:
-    """``hits``, each with the sentence of its text that carries most of the query."""
+def with_weights(hits: list[Hit], query: Query) -> list[Hit]:
+    """``hits``, each able to make its snippet from what the query's terms are worth."""
     weights = query.idf or query.weights
     for hit in hits:
-        if not hit.snippet:
-            hit.snippet = snippet(hit.text, weights)
+        hit.weights = weights
     return hits
 
 

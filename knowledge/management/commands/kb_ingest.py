@@ -8,12 +8,14 @@ documents of files no longer in it). Each run's report is printed.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from knowledge.models import Source, SourceKind, SyncStatus
-from knowledge.sync import SyncError, directory_files, files_store, run_report, source_for_location, source_sync
+from knowledge.management.runs import report_each
+from knowledge.models import Source, SourceKind
+from knowledge.sync import directory_files, files_store, source_for_location, source_sync
 
 
 class Command(BaseCommand):
@@ -23,18 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("sources", nargs="+", metavar="SOURCE", help="A file, directory, page URL or sitemap URL.")
 
     def handle(self, *args, sources: list[str], **options):
-        failed = 0
-        for location in sources:
-            try:
-                run = self.ingest(location)
-            except SyncError as error:
-                self.stderr.write(f"{location}: {error}")
-                failed += 1
-                continue
-            self.stdout.write(run_report(run))
-            failed += run.status == SyncStatus.FAILED
-        if failed:
-            raise CommandError(f"{failed} of {len(sources)} sources failed")
+        report_each(self, ((location, partial(self.ingest, location)) for location in sources))
 
     def ingest(self, location: str):
         if location.startswith(("http://", "https://")):

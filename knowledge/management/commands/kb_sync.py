@@ -7,10 +7,13 @@ files are not fetched; ``kb_ingest DIRECTORY`` re-reads a directory.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.management.base import BaseCommand, CommandError
 
-from knowledge.models import Source, SourceKind, SyncStatus
-from knowledge.sync import SyncError, run_report, source_sync
+from knowledge.management.runs import report_each
+from knowledge.models import Source, SourceKind
+from knowledge.sync import source_sync
 
 
 class Command(BaseCommand):
@@ -25,15 +28,4 @@ class Command(BaseCommand):
             sources = Source.objects.filter(pk=source)
             if not sources.exists():
                 raise CommandError(f"No source with id {source}")
-        failed = 0
-        for each in sources:
-            try:
-                run = source_sync(source=each)
-            except SyncError as error:
-                self.stderr.write(f"{each.location}: {error}")
-                failed += 1
-                continue
-            self.stdout.write(run_report(run))
-            failed += run.status == SyncStatus.FAILED
-        if failed:
-            raise CommandError(f"{failed} sources failed")
+        report_each(self, ((each.location, partial(source_sync, source=each)) for each in sources))
