@@ -5,8 +5,9 @@ A turn is a pipeline; each step says what it may touch:
 1. ``prepare_turn`` (database, no network): find or create the session, reserve the
    client_message_id so that duplicates never ask the model twice, read the context.
    Runs in the request's thread, before the response starts.
-2. ``gather_sources`` (database, through a database thread): the knowledge base's
-   passages for the query and the visitor's previous question (``knowledge.search``).
+2. ``gather_sources`` (the database, on a database thread; the network only for the
+   question's embedding when semantic search is on): the knowledge base's passages for
+   the query and the visitor's previous question (``knowledge.search``).
 3. The model is asked (``conversations.llm``) with those passages numbered in its
    prompt (``conversations.grounding``), awaited on the event loop with no transaction
    open and no connection held, for however long it takes. When the knowledge base
