@@ -5,11 +5,9 @@ A turn is a pipeline; each step says what it may touch:
 1. ``prepare_turn`` (database, no network): find or create the session, reserve the
    client_message_id so that duplicates never ask the model twice, read the context.
    Runs in the request's thread, before the response starts.
-2. ``gather_sources`` (the database; the network only for the question's embedding
-   when semantic search is on): the knowledge base's passages for the query and the
-   visitor's previous question (``knowledge.search``). Lexical retrieval needs no
-   network, so ``prepare_turn`` does it already, with the turn's other reads; with
-   semantic search on, it runs here, on a database thread, once the embedding is in.
+2. ``gather_sources`` (the database, on a database thread; the network only for the
+   question's embedding when semantic search is on): the knowledge base's passages for
+   the query and the visitor's previous question (``knowledge.search``).
 3. The model is asked (``conversations.llm``) with those passages numbered in its
    prompt (``conversations.grounding``), awaited on the event loop with no transaction
    open and no connection held, for however long it takes. When the knowledge base
@@ -97,7 +95,6 @@ class Turn:
     # Another request holds this client_message_id's reservation: wait for its turn.
     answered_elsewhere: bool = False
     retrieval: Retrieval = field(default_factory=Retrieval)
-    retrieved: bool = False  # ``retrieval`` is this turn's (prepare_turn found it)
 
     @property
     def owns_reservation(self) -> bool:
@@ -127,18 +124,7 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
         turn.context = context_for(session=session, query=query, newest_first=history)
-        if not settings.CHATBOT_EMBEDDING_MODEL:
-            # Lexical retrieval needs no network: read with the turn's other rows, in this
-            # thread, rather than on a database thread of its own later.
-            turn.retrieval = retrieve(text=query, previous=previous_question(turn))
-            turn.retrieved = True
     return turn
-
-
-def previous_question(turn: Turn) -> str | None:
-    """The visitor's question before this one, if the context holds it."""
-    earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
-    return earlier[-1] if earlier else None
 
 
 def reserve(turn: Turn) -> None:
@@ -215,9 +201,8 @@ async def gather_sources(turn: Turn, *, database: Database) -> Retrieval:
     With semantic search on, the question's embedding is fetched first (network, no
     connection held); if the embeddings server fails, the turn is answered lexically.
     """
-    if turn.retrieved:
-        return turn.retrieval
-    previous = previous_question(turn)
+    earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
+    previous = earlier[-1] if earlier else None
     vector = None
     if settings.CHATBOT_EMBEDDING_MODEL:
         from knowledge.semantic import SemanticError, embed_query  # numpy: only with semantic search on
