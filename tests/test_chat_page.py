@@ -134,6 +134,17 @@ def test_it_renders_the_latest_page_of_a_long_session_with_a_way_to_earlier_ones
     assert re.search(rb'<button type="button" class="cb-earlier">', response.content)
 
 
+def test_its_queries_do_not_grow_with_the_replies_it_renders(client, django_assert_num_queries):
+    # The hosts links may go to include the knowledge base's sites, a query: read once.
+    short = session_with([("user", "Hi"), ("assistant", "Hello")])
+    long = session_with([(role, f"{role} {n}") for n in range(20) for role in ("user", "assistant")])
+    with django_assert_num_queries(3):
+        client.get(f"/chat?session={short.public_id}")
+
+    with django_assert_num_queries(3):
+        client.get(f"/chat?session={long.public_id}")
+
+
 def test_it_shows_a_short_session_without_the_earlier_button(client):
     session = session_with([("user", "Hi"), ("assistant", "Hello")])
 

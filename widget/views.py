@@ -36,23 +36,24 @@ def chat_page(request):
     requested = request.GET.get("session", "").strip()
     session = Session.objects.readable_by(requested, AnonymousUser()) if requested else None
     messages, has_more = session.messages.page_before(None, settings.CHATBOT_PAGE_SIZE) if session else ([], False)
+    hosts = link_hosts()  # read once: the knowledge base's sites are a query
     context = {
         "title": settings.CHATBOT_PAGE_TITLE,
         "greeting": settings.CHATBOT_GREETING,
-        "greeting_html": render_markdown(settings.CHATBOT_GREETING),
+        "greeting_html": render_markdown(settings.CHATBOT_GREETING, hosts=hosts),
         "session": session,
         "continued_from_widget": session is not None and session.source == "widget",
         "missing_session": requested if requested and session is None and SESSION_ID_SHAPE.match(requested) else "",
         "not_found": bool(requested) and session is None,
-        "messages": [shown(message) for message in messages if message.role != Role.SYSTEM],
+        "messages": [shown(message, hosts) for message in messages if message.role != Role.SYSTEM],
         "next_before": messages[0].seq if has_more else "",
         "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
-        "link_hosts": json.dumps(sorted(link_hosts())),
+        "link_hosts": json.dumps(sorted(hosts)),
     }
     return render(request, "widget/chat.html", context)
 
 
-def shown(message) -> dict:
+def shown(message, hosts: frozenset[str]) -> dict:
     """A message as the page shows it: replies in the markdown subset with the citations
     page.js draws their sources from, visitors' text as typed."""
     reply = message.role == Role.ASSISTANT
@@ -60,7 +61,7 @@ def shown(message) -> dict:
         "seq": message.seq,
         "role": message.role,
         "content": visible(message.content),
-        "html": render_markdown(message.content) if reply else None,
+        "html": render_markdown(message.content, hosts=hosts) if reply else None,
         "citations": message.metadata.get("citations") if reply else None,
     }
 
