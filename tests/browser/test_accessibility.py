@@ -102,6 +102,7 @@ def test_the_widget_passes_axe_while_answering_after_an_answer_and_with_an_error
     fake_llm.reset(stall_after_chunks=0)
     widget.send("Is it in stock?")
     expect(page.locator(".cb-typing")).to_be_visible()
+    fake_llm.wait_for_requests(1)  # stalled at the model, not still on its way (else the 500 below answers it)
     axe(page, "with the typing indicator")
 
     fake_llm.reset(status=500)  # also ends the stalled answer, which fails for want of an end
