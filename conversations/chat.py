@@ -3,11 +3,13 @@
 A turn is a pipeline; each step says what it may touch:
 
 1. ``prepare_turn`` (database, no network): find or create the session, reserve the
-   client_message_id so that duplicates never ask the model twice, read the context.
+   client_message_id so that duplicates never ask the model twice, read the context and
+   the knowledge base's figures for the question (``knowledge.search.question``).
    Runs in the request's thread, before the response starts.
 2. ``gather_sources`` (the database, on a database thread; the network only for the
    question's embedding when semantic search is on): the knowledge base's passages for
-   the query and the visitor's previous question (``knowledge.search``).
+   the query and the visitor's previous question; nothing at all, and no hop to a
+   database thread, when the knowledge base is empty.
 3. The model is asked (``conversations.llm``) with those passages numbered in its
    prompt (``conversations.grounding``), awaited on the event loop with no transaction
    open and no connection held, for however long it takes. When the knowledge base
@@ -45,7 +47,7 @@ from conversations.grounding import (
 from conversations.llm import Reply, chat_model
 from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
-from knowledge.search import Retrieval, retrieve
+from knowledge.search import Query, Retrieval, passages_for, question
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class Turn:
     replay: TurnResult | None = None
     # Another request holds this client_message_id's reservation: wait for its turn.
     answered_elsewhere: bool = False
+    # The query analysed against the knowledge base; None when it holds nothing.
+    question: Query | None = None
     retrieval: Retrieval = field(default_factory=Retrieval)
 
     @property
@@ -123,8 +127,21 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
     if client_message_id:
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
-        turn.context = context_for(session=session, query=query, newest_first=history)
+        ground(turn, newest_first=history)
     return turn
+
+
+def ground(turn: Turn, *, newest_first: list[tuple] | None = None) -> None:
+    """What a turn that is ours to answer reads before the model: its context, and the
+    question as the knowledge base sees it, with the visitor's previous question, so
+    that a follow-up ("and how much is it?") finds its subject."""
+    turn.context = context_for(session=turn.session, query=turn.query, newest_first=newest_first)
+    turn.question = question(turn.query, previous=previous_question(turn))
+
+
+def previous_question(turn: Turn) -> str | None:
+    earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
+    return earlier[-1] if earlier else None
 
 
 def reserve(turn: Turn) -> None:
@@ -195,23 +212,23 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
 
 
 async def gather_sources(turn: Turn, *, database: Database) -> Retrieval:
-    """The knowledge base's passages for this turn, found with the visitor's previous
-    question too, so that a follow-up ("and how much is it?") finds its subject.
+    """The knowledge base's passages for this turn's ``question``.
 
     With semantic search on, the question's embedding is fetched first (network, no
     connection held); if the embeddings server fails, the turn is answered lexically.
     """
-    earlier = [m["content"] for m in turn.context[:-1] if m["role"] == Role.USER]
-    previous = earlier[-1] if earlier else None
+    if turn.question is None:
+        return Retrieval(empty=True)
     vector = None
     if settings.CHATBOT_EMBEDDING_MODEL:
         from knowledge.semantic import SemanticError, embed_query  # numpy: only with semantic search on
 
+        previous = previous_question(turn)
         try:
             vector = await embed_query(f"{previous}\n{turn.query}" if previous else turn.query)
         except SemanticError as error:
             logger.warning("Embeddings unavailable, answering from lexical search only: %s", error)
-    return await database(retrieve)(text=turn.query, previous=previous, query_vector=vector)
+    return await database(passages_for)(query=turn.question, query_vector=vector)
 
 
 async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply:
@@ -285,7 +302,7 @@ def reconsider(*, turn: Turn) -> None:
     turn.answered_elsewhere = False
     reserve(turn)
     if turn.owns_reservation:
-        turn.context = context_for(session=turn.session, query=turn.query)
+        ground(turn)
 
 
 def release_reservation(*, turn: Turn) -> None:

@@ -34,7 +34,7 @@ from django.db import connection
 from conversations.tokens import estimate_tokens
 from knowledge.analysis import ESCAPE, NUMBERS, stemmer, terms
 from knowledge.index import K1, B
-from knowledge.models import Chunk, Corpus, Posting, Term
+from knowledge.models import Chunk, Corpus, Document, Posting, Term
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,6 +109,8 @@ class Query:
     idf: dict[str, float] = field(default_factory=dict)
     # Chunks holding each term, for the terms any chunk holds (read with the corpus row).
     document_frequency: dict[str, int] = field(default_factory=dict)
+    # The corpus figures, once read (``question``).
+    corpus: Corpus | None = None
 
     @classmethod
     def of(cls, text: str, previous: str | None = None) -> Query:
@@ -142,10 +144,32 @@ def at_most_per_page(hits: list[Hit], per_page: int) -> list[Hit]:
     return kept
 
 
+def question(text: str, *, previous: str | None = None) -> Query | None:
+    """``text`` (and the ``previous`` question) analysed, with the corpus figures its
+    ranking needs, in one query; None when the knowledge base holds nothing, so that a
+    chat turn on a site without one goes no further (``passages_for``)."""
+    query = Query.of(text, previous)
+    query.corpus = figures(query)
+    if query.corpus is None or query.corpus.chunks <= 0:
+        return None
+    return query
+
+
 def retrieve(
     text: str, *, previous: str | None = None, budget_tokens: int | None = None, query_vector: np.ndarray | None = None
 ) -> Retrieval:
-    """The passages a chat turn's answer should be grounded in.
+    """The passages a chat turn's answer should be grounded in (``question``, then
+    ``passages_for``)."""
+    query = question(text, previous=previous)
+    if query is None:
+        return Retrieval(empty=True)
+    return passages_for(query, budget_tokens=budget_tokens, query_vector=query_vector)
+
+
+def passages_for(
+    query: Query, *, budget_tokens: int | None = None, query_vector: np.ndarray | None = None
+) -> Retrieval:
+    """The passages for a ``question`` of a knowledge base that holds pages.
 
     Only passages that clear the relevance bar (``Hit.relevant``) are kept, at most
     ``PASSAGES_PER_PAGE`` from one page and ``CHATBOT_KB_MAX_PASSAGES`` in all, best
@@ -153,15 +177,11 @@ def retrieve(
     With ``query_vector``, passages near the question in meaning are candidates too.
     """
     budget = settings.CHATBOT_KB_CONTEXT_TOKENS if budget_tokens is None else budget_tokens
-    query = Query.of(text, previous)
-    corpus = figures(query)
-    if corpus is None or corpus.chunks <= 0:
-        return Retrieval(empty=True)
     if not query.weights:
         return Retrieval(empty=False)
     passages: list[Hit] = []
     per_page: Counter[int] = Counter()
-    for hit in candidates(query, corpus, limit=CANDIDATES, query_vector=query_vector):
+    for hit in candidates(query, query.corpus, limit=CANDIDATES, query_vector=query_vector):
         if len(passages) >= settings.CHATBOT_KB_MAX_PASSAGES:
             break
         if not hit.relevant or per_page[hit.document_id] >= PASSAGES_PER_PAGE:
@@ -224,9 +244,7 @@ def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
     average_length = corpus.total_length / corpus.chunks
     scores, matched = candidate_scores(known, query.idf, average_length=average_length, limit=max(limit, RERANKED))
     best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
-    # Plain rows, not models, and never the page's whole text.
-    fields = ("pk", "document_id", "heading", "text", "document__url", "document__title")
-    chunks = {row[0]: row for row in Chunk.objects.filter(pk__in=best).values_list(*fields)}
+    chunks = passages_of(best)
     total_weight = sum(query.idf.values())
     return [
         Hit(
@@ -241,6 +259,21 @@ def rank(query: Query, corpus: Corpus, *, limit: int) -> list[Hit]:
         )
         for chunk_id, document_id, heading, text, url, title in (chunks[pk] for pk in best if pk in chunks)
     ]
+
+
+def passages_of(chunk_ids: list[int]) -> dict[int, tuple]:
+    """The chunks' (id, document id, heading, text, url, title), never the page's whole
+    text: in plain SQL, since compiling the ORM's query cost more than running it."""
+    if not chunk_ids:
+        return {}
+    chunk, document = Chunk._meta.db_table, Document._meta.db_table
+    sql = (
+        f"SELECT c.id, c.document_id, c.heading, c.text, d.url, d.title FROM {chunk} c "  # noqa: S608 - no input in the SQL text
+        f"JOIN {document} d ON d.id = c.document_id WHERE c.id IN ({', '.join('%s' for _ in chunk_ids)})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, chunk_ids)
+        return {row[0]: row for row in cursor.fetchall()}
 
 
 def inverse_frequency(document_frequency: int, chunks: int) -> float:

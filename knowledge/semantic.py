@@ -36,7 +36,7 @@ from django.db import transaction
 
 from knowledge.index import count_in
 from knowledge.models import Chunk, Corpus
-from knowledge.search import CANDIDATES, Hit, Query, rank
+from knowledge.search import CANDIDATES, Hit, Query, passages_of, rank
 
 logger = logging.getLogger(__name__)
 
@@ -320,14 +320,14 @@ def fused(query: Query, corpus: Corpus, query_vector: np.ndarray, *, limit: int)
     order = fuse(lexical, pairs, limit)
     hits = {hit.chunk_id: hit for hit in lexical}
     unseen = [chunk_id for chunk_id in order if chunk_id not in hits]
-    for chunk in Chunk.objects.select_related("document").filter(pk__in=unseen):
-        hits[chunk.pk] = Hit(
-            chunk_id=chunk.pk,
-            document_id=chunk.document_id,
-            url=chunk.document.url or None,
-            title=chunk.document.title,
-            heading=chunk.heading,
-            text=chunk.text,
+    for chunk_id, document_id, heading, text, url, title in passages_of(unseen).values():
+        hits[chunk_id] = Hit(
+            chunk_id=chunk_id,
+            document_id=document_id,
+            url=url or None,
+            title=title,
+            heading=heading,
+            text=text,
             score=0.0,
             # Not among the lexical candidates: its share of the question's terms is not
             # known, its cosine is; the relevance bar reads that.
