@@ -571,15 +571,40 @@ def latency(samples: list[float]) -> dict:
 
 
 def turn_cost(database_url: str, empty_database_url: str, asked, *, quick: bool) -> dict:
-    """Turns over HTTP (the production server, the offline responder) with this knowledge
-    base and with an empty one, alternated request by request so noise hits both alike."""
+    """What retrieval adds to a turn over HTTP: the production server on this knowledge
+    base against one on an empty one, twice. ``model``: both ask the same
+    OpenAI-compatible upstream, which answers every prompt with the same words at once,
+    so the two differ only by retrieval and the longer prompt (the target). ``offline``:
+    the built-in responder, whose answer itself is the retrieved sentences, so it also
+    counts writing and storing that longer answer."""
+    from bench.server import free_port
+
+    migrate_env = {**os.environ, **product_env(empty_database_url)}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=migrate_env, check=True)
+    port = free_port()
+    upstream = subprocess.Popen([sys.executable, "-m", "bench.upstream", str(port)], cwd=REPO)
+    model = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    model |= {"CHAT_MODEL": "bench-model", "OPENAI_MAX_RETRIES": "0"}
+    try:
+        return {
+            mode: turns_with_and_without(database_url, empty_database_url, asked, quick=quick, extra=extra, mode=mode)
+            for mode, extra in (("model", model), ("offline", {}))
+        }
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+
+
+def turns_with_and_without(
+    database_url: str, empty_database_url: str, asked, *, quick: bool, extra: dict, mode: str
+) -> dict:
+    """Turns with this knowledge base and with an empty one, alternated request by
+    request from one keep-alive client each, so noise hits both alike."""
     from bench.load import RawClient
     from bench.runner import server_env
     from bench.server import ProductionServer
 
     raw = REPO / "bench" / "results" / "raw"
-    migrate_env = {**os.environ, **product_env(empty_database_url)}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=migrate_env, check=True)
     servers = {}
     for name, url in (("with_kb", database_url), ("without_kb", empty_database_url)):
         env = server_env(
@@ -587,9 +612,9 @@ def turn_cost(database_url: str, empty_database_url: str, asked, *, quick: bool)
             redis_url="",
             allowed_origin="http://127.0.0.1",
             settings_module="chatbot.settings",
-            extra={"DATABASE_STATEMENT_TIMEOUT_MS": "5000"},
+            extra={"DATABASE_STATEMENT_TIMEOUT_MS": "5000", **extra},
         )
-        servers[name] = ProductionServer(env=env, workers=1, log_path=raw / f"server-retrieval-{name}.log")
+        servers[name] = ProductionServer(env=env, workers=1, log_path=raw / f"server-retrieval-{mode}-{name}.log")
     rounds = 1 if quick else 3
     samples: dict[str, list[float]] = {name: [] for name in servers}
     answers: dict[str, dict] = {}
@@ -614,8 +639,9 @@ def turn_cost(database_url: str, empty_database_url: str, asked, *, quick: bool)
             server.stop()
     out = {name: latency(values) for name, values in samples.items()}
     out["added_p50_ms"] = round(out["with_kb"]["p50_ms"] - out["without_kb"]["p50_ms"], 2)
-    # Whether the turn consulted the knowledge base at all (the core's turn adds these).
+    # Whether the turn consulted the knowledge base at all, and asked the model it was meant to.
     out["turn_uses_kb"] = "answer_status" in answers["with_kb"]
+    out["offline"] = {name: bool(answer.get("offline")) for name, answer in answers.items()}
     out["sample_answer"] = {k: str(v.get("answer", ""))[:200] for k, v in answers.items()}
     return out
 
