@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-WIDGET_BUDGET_BYTES = 12_000
+# The same line as the test suite's (tests/browser/test_widget_budget.py): 12 KiB.
+WIDGET_BUDGET_BYTES = 12 * 1024
 
 
 def _at(mapping: dict, size: int) -> dict:
@@ -136,11 +137,11 @@ def markdown(results: dict) -> str:
             "5",
             f"widget JS + CSS before the launcher shows, gzip -9 ({counted})",
             f"{widget['gzip_bytes']:,} bytes",
-            "≤ 12 KB",
+            "≤ 12 KiB (12,288 bytes)",
             t["widget_bytes"],
         )
     else:
-        row("5", "widget JS + CSS", widget.get("error", "no files"), "≤ 12 KB", None)
+        row("5", "widget JS + CSS", widget.get("error", "no files"), "≤ 12 KiB (12,288 bytes)", None)
     if browser:
         row("5", "requests before the launcher shows (Chromium)", f"{browser['requests_before_launcher']}")
         row(
