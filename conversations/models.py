@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from conversations import live
 from conversations.display import visible
 from conversations.ids import is_well_formed, new_public_id, shorten
 from conversations.tokens import estimate_tokens
@@ -196,6 +197,7 @@ class Session(models.Model):
         self.last_seq, self.title = rows[0][2], rows[0][3]
         for message, (pk, seq, _, _) in zip(messages, rows, strict=True):
             message.pk, message.seq = pk, seq
+            live.publish_message(message)
         return messages
 
     def append_messages(self, drafts: list[MessageDraft]) -> list[Message]:
@@ -224,6 +226,8 @@ class Session(models.Model):
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
+        for message in messages:
+            live.publish_message(message)  # once the caller's transaction commits
         return messages
 
     def _messages_for(self, drafts: list[MessageDraft], *, first_seq: int, now) -> list[Message]:

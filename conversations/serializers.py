@@ -186,6 +186,12 @@ class PageQuerySerializer(serializers.Serializer):
         return min(value, settings.CHATBOT_PAGE_SIZE_MAX)
 
 
+class FeedQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, min_value=0, help_text="Send the messages with a larger seq (Last-Event-ID wins)."
+    )
+
+
 class MessagePageSerializer(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     session_id = serializers.CharField()
