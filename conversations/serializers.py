@@ -299,7 +299,10 @@ def chat_turn_data(result) -> dict:
         "answer_status": result.answer_status,
         "offline": result.offline,
         "replayed": result.replayed,
-        "messages": {"user": message_data(result.user_message), "assistant": message_data(result.assistant_message)},
+        "messages": {
+            "user": message_data(result.user_message),
+            "assistant": message_data(result.assistant_message) if result.assistant_message else None,
+        },
     }
 
 

@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, feeds, inflight, ratelimits, streaming
+from conversations import chat, feeds, inflight, live, ratelimits, streaming
 from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
@@ -295,6 +295,9 @@ class ChatView(APIView):
             raise
         finally:
             inflight.release_connection()
+        if session_id and not turn.replay and not turn.answered_elsewhere:
+            # Other views of this session show that an answer is on its way.
+            live.publish(turn.session.pk, "typing", {"author_name": None})
         is_asgi = isinstance(request._request, ASGIRequest)
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
             return turn_event_stream(turn, admission, is_asgi=is_asgi)
