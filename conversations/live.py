@@ -242,14 +242,15 @@ class RedisHub(LocalHub):
             self._fan_out(session_pk, Event.of(payload["e"], payload["d"], payload["s"]))
 
 
-_hub: LocalHub | None = None
-_hub_lock = threading.Lock()
+_hubs: dict[str, LocalHub] = {}
+_hubs_lock = threading.Lock()
 
 
 def hub() -> LocalHub:
-    """This process's hub, made on first use from the settings."""
-    global _hub
-    with _hub_lock:
-        if _hub is None:
-            _hub = RedisHub(settings.REDIS_URL) if settings.REDIS_URL else LocalHub()
-        return _hub
+    """This process's hub for the configured ``REDIS_URL`` (in-process without one),
+    made on first use."""
+    url = settings.REDIS_URL
+    with _hubs_lock:
+        if url not in _hubs:
+            _hubs[url] = RedisHub(url) if url else LocalHub()
+        return _hubs[url]
