@@ -191,7 +191,7 @@ class Feed:
 
     def messages(self, count: int) -> list[dict]:
         """The next ``count`` message events' data, skipping everything else."""
-        return [self.next_event(skip=("comment", "typing", "status"))[1] for _ in range(count)]
+        return [self.next_event(skip=("comment", "retry", "typing", "status"))[1] for _ in range(count)]
 
     def close(self) -> None:
         """Hang up, the way a closed browser tab does."""
