@@ -129,17 +129,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # process counts alone, which is fine for a single development server.
 
 REDIS_URL = env_str("REDIS_URL")
+# A dead Redis must cost a request milliseconds, not a hang.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 0.25)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "chatbot",
-            "OPTIONS": {
-                # A dead Redis must cost a request milliseconds, not a hang.
-                "socket_connect_timeout": env_float("REDIS_TIMEOUT", 0.25),
-                "socket_timeout": env_float("REDIS_TIMEOUT", 0.25),
-            },
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
         }
     }
 else:
@@ -316,6 +314,13 @@ CHATBOT_TURN_RESERVATION_SECONDS = env_float("CHATBOT_TURN_RESERVATION_SECONDS",
 # the turns still in flight.
 CHATBOT_TURN_DB_THREADS = env_int("CHATBOT_TURN_DB_THREADS", 8, minimum=1)
 CHATBOT_SHUTDOWN_GRACE_SECONDS = env_float("CHATBOT_SHUTDOWN_GRACE_SECONDS", 30.0)
+
+# --- Live feeds -------------------------------------------------------------------------
+# An open feed (/api/session/<id>/events) sends a comment this often when nothing else
+# happens, so proxies and load balancers do not close it as idle.
+CHATBOT_LIVE_HEARTBEAT_SECONDS = env_float("CHATBOT_LIVE_HEARTBEAT_SECONDS", 15.0)
+if CHATBOT_LIVE_HEARTBEAT_SECONDS <= 0:
+    raise ImproperlyConfigured("CHATBOT_LIVE_HEARTBEAT_SECONDS must be more than 0")
 
 # --- Knowledge base -------------------------------------------------------------------
 # The site's own pages, which answers are grounded in and cite (knowledge/).

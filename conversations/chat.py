@@ -5,7 +5,9 @@ A turn is a pipeline; each step says what it may touch:
 1. ``prepare_turn`` (database, no network): find or create the session, reserve the
    client_message_id so that duplicates never ask the model twice, read the context and
    the knowledge base's figures for the question (``knowledge.search.question``).
-   Runs in the request's thread, before the response starts.
+   Runs in the request's thread, before the response starts. On a session that staff
+   have taken over (``conversations.staffing``) it stores the visitor's message alone
+   (``store_for_staff``) and the turn ends there: no retrieval, no model.
 2. ``gather_sources`` (the database, on a database thread; the network only for the
    question's embedding when semantic search is on): the knowledge base's passages for
    the query and the visitor's previous question; nothing at all, and no hop to a
@@ -62,23 +64,26 @@ Database = Callable[..., Awaitable]
 class TurnResult:
     session: Session
     user_message: Message
-    assistant_message: Message
+    # None when staff answer the session: the visitor's message was stored alone.
+    assistant_message: Message | None
     replayed: bool = False
 
     @property
     def answer(self) -> str:
-        return self.assistant_message.content
+        return self.assistant_message.content if self.assistant_message else ""
 
     @property
     def citations(self) -> list:
-        return self.assistant_message.metadata.get("citations", [])
+        return self.assistant_message.metadata.get("citations", []) if self.assistant_message else []
 
     @property
     def offline(self) -> bool:
-        return bool(self.assistant_message.metadata.get("offline"))
+        return bool(self.assistant_message and self.assistant_message.metadata.get("offline"))
 
     @property
     def answer_status(self) -> str:
+        if self.assistant_message is None:
+            return AnswerStatus.WITH_STAFF
         return self.assistant_message.metadata.get("answer_status", AnswerStatus.ANSWERED)
 
     def as_replay(self) -> TurnResult:
@@ -124,11 +129,42 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
         if session is None:
             raise SessionNotFound
     turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
+    if session.is_with_staff:
+        turn.replay = store_for_staff(turn)
+        return turn
     if client_message_id:
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
         ground(turn, newest_first=history)
     return turn
+
+
+def store_for_staff(turn: Turn) -> TurnResult:
+    """The turn of a session staff have taken over: the visitor's message, stored alone
+    (and so published to the live feed, where staff see it) and marked with_staff, so a
+    replay of its client_message_id finds it and answers the same."""
+    if turn.client_message_id:
+        stored = stored_turn(session=turn.session, client_message_id=turn.client_message_id, query=turn.query)
+        if stored is not None:
+            return stored
+    draft = MessageDraft(
+        role=Role.USER,
+        content=turn.query,
+        metadata={"answer_status": AnswerStatus.WITH_STAFF.value},
+        channel=turn.channel,
+        client_message_id=turn.client_message_id,
+    )
+    try:
+        (user_message,) = turn.session.append_turn([draft])
+    except IntegrityError:
+        # A duplicate of this request stored it a moment ago: answer with that one.
+        replay = turn.client_message_id and stored_turn(
+            session=turn.session, client_message_id=turn.client_message_id, query=turn.query
+        )
+        if not replay:
+            raise
+        return replay
+    return TurnResult(turn.session, user_message, None)
 
 
 def ground(turn: Turn, *, newest_first: list[tuple] | None = None) -> None:
@@ -207,6 +243,8 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
         return None
     if user_message.content != query:
         raise ClientMessageIdReused
+    if user_message.metadata.get("answer_status") == AnswerStatus.WITH_STAFF:
+        return TurnResult(session, user_message, None, replayed=True)
     assistant_message = Message.objects.get(session=session, seq=user_message.seq + 1)
     return TurnResult(session, user_message, assistant_message, replayed=True)
 

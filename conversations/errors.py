@@ -22,7 +22,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from conversations.exceptions import Busy, ClientMessageIdReused, ConversationError, MessageTooLong, SessionNotFound
+from conversations.exceptions import (
+    Busy,
+    ClientMessageIdReused,
+    ConversationError,
+    MessageTooLong,
+    SessionNotFound,
+    StaffOnly,
+)
 from conversations.llm import ModelError, ModelFailure
 
 # Django's own logger for failed requests, so a bug answered here is logged (and mailed
@@ -78,6 +85,8 @@ def api_error_for(error: BaseException, *, session_id: str | None = None) -> Api
         return ApiError(404, "session_not_found", error.message)
     if isinstance(error, ClientMessageIdReused):
         return ApiError(409, "client_message_id_reused", error.message)
+    if isinstance(error, StaffOnly):
+        return ApiError(403, "staff_only", error.message)
     if isinstance(error, MessageTooLong):
         return ApiError(413, "message_too_long", error.message)
     if isinstance(error, Busy):

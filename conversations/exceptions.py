@@ -40,3 +40,13 @@ class Busy(ConversationError):
         super().__init__(message)
         self.retry_after = retry_after
         self.session_id = session_id
+
+
+class StaffOnly(ConversationError):
+    """Only staff may take a conversation over, reply in it or hand it back."""
+
+    message = "Only staff may answer a conversation."
+
+
+class EmptyReply(ConversationError):
+    message = "The reply is empty."

@@ -28,6 +28,9 @@ class AnswerStatus(StrEnum):
     ANSWERED = "answered"
     # The knowledge base holds pages, but none of them answers this question.
     NO_ANSWER = "no_answer"
+    # Staff have taken the conversation over: the visitor's message was stored, and a
+    # person answers it, not the model.
+    WITH_STAFF = "with_staff"
 
 
 INSTRUCTIONS = {

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from conversations import live
 from conversations.display import visible
 from conversations.ids import is_well_formed, new_public_id, shorten
 from conversations.tokens import estimate_tokens
@@ -66,7 +67,8 @@ class SessionQuerySet(models.QuerySet):
         """
         if not is_well_formed(public_id):
             return None
-        session = self.active().filter(public_id=public_id).first()
+        # handled_by is joined: every reader of a session shows who answers it.
+        session = self.active().select_related("handled_by").filter(public_id=public_id).first()
         if session is None or not session.is_accessible_to(user):
             return None
         return session
@@ -89,6 +91,16 @@ class Session(models.Model):
     expires_at = models.DateTimeField()
     # The seq of the newest message; bumped under a row lock when messages are added.
     last_seq = models.PositiveIntegerField(default=0, editable=False)
+    # The staff member who has taken the conversation over; while set, the bot is silent.
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="handled_sessions",
+    )
+    # The visitor asked for a person and nobody has taken over since.
+    waiting_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = SessionQuerySet.as_manager()
 
@@ -111,6 +123,15 @@ class Session(models.Model):
     @property
     def short_id(self) -> str:
         return shorten(self.public_id)
+
+    @property
+    def is_with_staff(self) -> bool:
+        return self.handled_by_id is not None
+
+    def live_status(self) -> dict:
+        """Who answers this conversation, as the messages page and the live feed show it."""
+        handler = self.handled_by if self.handled_by_id else None
+        return {"handled_by": display_name(handler) if handler else None, "waiting": self.waiting_since is not None}
 
     def is_accessible_to(self, user) -> bool:
         if self.owner_id is None or user.is_staff:
@@ -140,11 +161,11 @@ class Session(models.Model):
         self.expires_at = session_expiry_from(now)
         self.last_activity_at = now
         messages = self._messages_for(drafts, first_seq=0, now=now)
-        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s)"] * len(messages))
+        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s)"] * len(messages))
         params: list = [len(drafts), now, self.expires_at, title_from(drafts), self.pk]
         for offset, message in enumerate(messages, start=1):
             params += [offset, message.role, message.content, json.dumps(message.metadata), message.channel]
-            params += [message.client_message_id, message.token_count]
+            params += [message.client_message_id, message.token_count, message.author_id, message.author_name]
         params.append(now)
         sessions, stored, reservations = Session._meta.db_table, Message._meta.db_table, TurnReservation._meta.db_table
         released = ""
@@ -156,12 +177,15 @@ class Session(models.Model):
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
             "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
             "WHERE id = %s RETURNING id, last_seq, title), "
-            "drafts (position, role, content, metadata, channel, client_message_id, token_count) "
+            "drafts (position, role, content, metadata, channel, client_message_id, token_count, author_id, "
+            "author_name) "
             f"AS (VALUES {rows_sql}), "
             f"inserted AS (INSERT INTO {stored} "
-            "(session_id, seq, role, content, metadata, channel, client_message_id, token_count, created_at) "
+            "(session_id, seq, role, content, metadata, channel, client_message_id, token_count, author_id, "
+            "author_name, created_at) "
             f"SELECT moved.id, moved.last_seq - {len(drafts)} + drafts.position, drafts.role, drafts.content, "
-            "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, %s "
+            "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, drafts.author_id, "
+            "drafts.author_name, %s "
             f"FROM moved, drafts RETURNING id, seq){released} "
             "SELECT inserted.id, inserted.seq, moved.last_seq, moved.title FROM inserted, moved ORDER BY inserted.seq"
         )
@@ -173,6 +197,7 @@ class Session(models.Model):
         self.last_seq, self.title = rows[0][2], rows[0][3]
         for message, (pk, seq, _, _) in zip(messages, rows, strict=True):
             message.pk, message.seq = pk, seq
+            live.publish_message(message)
         return messages
 
     def append_messages(self, drafts: list[MessageDraft]) -> list[Message]:
@@ -201,6 +226,8 @@ class Session(models.Model):
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
+        for message in messages:
+            live.publish_message(message)  # once the caller's transaction commits
         return messages
 
     def _messages_for(self, drafts: list[MessageDraft], *, first_seq: int, now) -> list[Message]:
@@ -214,10 +241,17 @@ class Session(models.Model):
                 channel=draft.channel,
                 client_message_id=draft.client_message_id,
                 token_count=estimate_tokens(draft.content),
+                author=draft.author,
+                author_name=display_name(draft.author) if draft.author else "",
                 created_at=now,
             )
             for offset, draft in enumerate(drafts, start=1)
         ]
+
+
+def display_name(user) -> str:
+    """How a staff member is named to visitors: their full name, else their username."""
+    return user.get_full_name() or user.get_username()
 
 
 def title_from(drafts: list[MessageDraft]) -> str:
@@ -240,6 +274,8 @@ class MessageDraft:
     metadata: dict = field(default_factory=dict)
     channel: str = Channel.API
     client_message_id: str | None = None
+    # The staff member who wrote it; None for the visitor's and the bot's messages.
+    author: object = None
 
 
 class MessageQuerySet(models.QuerySet):
@@ -268,6 +304,12 @@ class Message(models.Model):
     # Set by the client; a retried request with the same id must not add a second turn.
     # NULL, not "", when absent: the unique constraint must not treat absent ids as equal.
     client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # The staff member who wrote it, and their display name as it was then (kept when
+    # the account goes). A staff reply is an assistant message with an author.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_messages"
+    )
+    author_name = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()

@@ -101,10 +101,24 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    author_name = serializers.SerializerMethodField(
+        help_text="The staff member who wrote it (an assistant message); null for the visitor's and the bot's."
+    )
+
     class Meta:
         model = Message
-        fields = ["id", "seq", "role", "content", "metadata", "channel", "created_at"]
+        fields = ["id", "seq", "role", "content", "metadata", "channel", "author_name", "created_at"]
         read_only_fields = fields
+
+    def get_author_name(self, message) -> str | None:
+        return message.author_name or None
+
+
+class LiveStatusSerializer(serializers.Serializer):
+    handled_by = serializers.CharField(
+        allow_null=True, help_text="The staff member answering instead of the bot; null while the bot answers."
+    )
+    waiting = serializers.BooleanField(help_text="The visitor asked for a person and nobody has taken over yet.")
 
 
 class SessionCreateSerializer(serializers.Serializer):
@@ -172,6 +186,12 @@ class PageQuerySerializer(serializers.Serializer):
         return min(value, settings.CHATBOT_PAGE_SIZE_MAX)
 
 
+class FeedQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, min_value=0, help_text="Send the messages with a larger seq (Last-Event-ID wins)."
+    )
+
+
 class MessagePageSerializer(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     session_id = serializers.CharField()
@@ -180,6 +200,7 @@ class MessagePageSerializer(serializers.Serializer):
     next_before = serializers.IntegerField(
         allow_null=True, help_text="Pass as ?before= to get the page before this one."
     )
+    status = LiveStatusSerializer(help_text="Who answers the conversation now.")
 
 
 class MessageCreatedSerializer(serializers.Serializer):
@@ -206,7 +227,7 @@ class ChatRequestSerializer(serializers.Serializer):
 
 class ChatTurnMessagesSerializer(serializers.Serializer):
     user = MessageSerializer()
-    assistant = MessageSerializer()
+    assistant = MessageSerializer(allow_null=True, help_text="null when answer_status is with_staff.")
 
 
 class CitationSerializer(serializers.Serializer):
@@ -224,7 +245,11 @@ class ChatResponseSerializer(serializers.Serializer):
     citations = CitationSerializer(many=True, help_text="The sources the answer cites, numbered as in its text.")
     answer_status = serializers.ChoiceField(
         choices=[status.value for status in AnswerStatus],
-        help_text="no_answer: the site's pages hold no answer to the question (and strict mode said so).",
+        help_text=(
+            "no_answer: the site's pages hold no answer to the question (and strict mode said so); "
+            "with_staff: a person has taken the conversation over, so the message was stored and the "
+            "answer is empty (their reply arrives on the live feed)."
+        ),
     )
     offline = serializers.BooleanField(help_text="True when the built-in offline responder answered.")
     replayed = serializers.BooleanField(help_text="True when this repeats a stored turn.")
@@ -248,6 +273,7 @@ def message_data(message: Message) -> dict:
         "content": message.content,
         "metadata": message.metadata,
         "channel": message.channel,
+        "author_name": message.author_name or None,
         "created_at": message.created_at,
     }
 
@@ -259,6 +285,7 @@ def message_page_data(session: Session, messages: list[Message], has_more: bool)
         "messages": [message_data(m) for m in messages],
         "has_more": has_more,
         "next_before": messages[0].seq if has_more else None,
+        "status": session.live_status(),
     }
 
 
@@ -272,7 +299,10 @@ def chat_turn_data(result) -> dict:
         "answer_status": result.answer_status,
         "offline": result.offline,
         "replayed": result.replayed,
-        "messages": {"user": message_data(result.user_message), "assistant": message_data(result.assistant_message)},
+        "messages": {
+            "user": message_data(result.user_message),
+            "assistant": message_data(result.assistant_message) if result.assistant_message else None,
+        },
     }
 
 

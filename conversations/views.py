@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, inflight, ratelimits, streaming
+from conversations import chat, feeds, inflight, live, ratelimits, streaming
 from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
@@ -35,6 +35,7 @@ from conversations.permissions import can_write_role
 from conversations.serializers import (
     ChatRequestSerializer,
     ChatResponseSerializer,
+    FeedQuerySerializer,
     MessageCreatedSerializer,
     MessageCreateSerializer,
     MessagePageSerializer,
@@ -93,6 +94,14 @@ def owner_of(request):
     return request.user if request.user.is_authenticated else None
 
 
+class JSONEvenForEventStreams(DefaultContentNegotiation):
+    """A client asking for text/event-stream gets the stream, which needs no renderer,
+    or, when something fails before the stream starts, a JSON error; never a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class SessionCreateView(APIView):
     """POST /api/session/create — the integration guide's endpoint."""
 
@@ -115,6 +124,42 @@ class SessionMessagesView(APIView):
     @extend_schema(request=MessageCreateSerializer, responses={201: MessageCreatedSerializer, 404: NOT_FOUND})
     def post(self, request, session_id):
         return add_message(request, readable_session(request, session_id))
+
+
+class SessionEventsView(APIView):
+    """GET /api/session/<id>/events — the session's live feed (``conversations.feeds``)."""
+
+    content_negotiation_class = JSONEvenForEventStreams
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Resume after this seq (the Last-Event-ID header wins)."),
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="The last seq received."),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response={"type": "string"},
+                description=(
+                    "Server-Sent Events, open until the client leaves: `retry: 3000`, then `status` "
+                    '({"handled_by", "waiting"}), then every message after the resume point in seq order as '
+                    "`message` (id: its seq; data: the message JSON), `typing` "
+                    '({"author_name"}) when a turn starts being answered, `status` on every change, and '
+                    "`: ping` comments as heartbeats. Without a resume point it starts after the newest message."
+                ),
+            ),
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request, session_id):
+        try:
+            session = readable_session(request, session_id)
+        finally:
+            inflight.release_connection()
+        last_event_id = request.headers.get("Last-Event-ID")
+        query = FeedQuerySerializer(data={"after": last_event_id} if last_event_id else request.query_params)
+        query.is_valid(raise_exception=True)
+        after = query.validated_data.get("after", session.last_seq)
+        return feeds.feed_response(session=session, after=after, is_asgi=isinstance(request._request, ASGIRequest))
 
 
 class RecentActivityPagination(CursorPagination):
@@ -192,14 +237,6 @@ class SessionViewSet(
         return add_message(request, self.get_object())
 
 
-class JSONEvenForEventStreams(DefaultContentNegotiation):
-    """A client asking for text/event-stream gets the stream, which needs no renderer,
-    or, when something fails before the stream starts, a JSON error; never a 406."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class ChatView(APIView):
     """POST /api/chat — one turn: the query in, the model's answer out, both stored.
 
@@ -258,6 +295,9 @@ class ChatView(APIView):
             raise
         finally:
             inflight.release_connection()
+        if session_id and not turn.replay and not turn.answered_elsewhere:
+            # Other views of this session show that an answer is on its way.
+            live.publish(turn.session.pk, "typing", {"author_name": None})
         is_asgi = isinstance(request._request, ASGIRequest)
         if data["stream"] or "text/event-stream" in request.headers.get("Accept", ""):
             return turn_event_stream(turn, admission, is_asgi=is_asgi)

@@ -73,6 +73,36 @@ def uvicorn_url(django_db_setup, fake_openai_server):
         yield base_url
 
 
+@pytest.fixture(scope="session")
+def live_redis():
+    """A Redis of the run's own for the live feeds' pub/sub (see ``live_url``)."""
+    require(shutil.which("redis-server") is not None, "redis-server")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_url(django_db_setup, fake_openai_server, live_redis):
+    """uvicorn (two workers) with live feeds through ``live_redis``, a heartbeat every
+    half second, http://customer.example as the one allowed origin, answering through
+    the fake model. Tests using it need ``transactional_db``; with ``live_hub`` what the
+    test itself stores reaches its feeds too."""
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai_server.base_url, "OPENAI_MAX_RETRIES": "0"}
+    env |= {"OPENAI_TIMEOUT": "2", "CHAT_MODEL": "fake-model", "REDIS_URL": live_redis.url}
+    env |= {"CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5", "CHATBOT_ALLOWED_ORIGINS": "http://customer.example"}
+    with asgi_server(env, workers=2) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def live_hub(live_redis, settings):
+    """Publish this test's own changes (a staff member's, made through the services) to
+    the feeds of ``live_url``, as another instance would."""
+    settings.REDIS_URL = live_redis.url
+
+
 def require(available: bool, what: str) -> None:
     """Skip a test whose prerequisite is missing, except in CI, where that is a failure."""
     if available:

@@ -149,3 +149,52 @@ class RawConnection:
 
     def close(self) -> None:
         self.socket.close()
+
+
+class Feed:
+    """An open live feed (GET, Server-Sent Events), read one frame at a time: each is
+    (event, data, id), with ("comment", text, None) for a comment line such as a ping.
+    A frame that does not come within ``timeout`` seconds raises, so a test waits for
+    what it expects and fails when it never comes."""
+
+    def __init__(self, base_url: str, path: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0):
+        self.connection = _connection(base_url, timeout)
+        self.connection.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.socket = self.connection.sock
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.headers = self.response.headers
+
+    def next(self) -> tuple[str, object, str | None]:
+        event, data, event_id = "message", [], None
+        while line := self.response.readline():
+            line = line.decode().rstrip("\r\n")
+            if line.startswith(":"):
+                return "comment", line[1:].strip(), None
+            if line.startswith("retry:"):
+                return "retry", int(line[len("retry:") :]), None
+            if line.startswith("id:"):
+                event_id = line[len("id:") :].strip()
+            elif line.startswith("event:"):
+                event = line[len("event:") :].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:") :].strip())
+            elif line == "" and data:
+                return event, json.loads("\n".join(data)), event_id
+        raise EOFError("the feed ended")
+
+    def next_event(self, *, skip: tuple[str, ...] = ("comment",)) -> tuple[str, object, str | None]:
+        """The next frame that is not one of ``skip`` (by default: not a heartbeat)."""
+        while (frame := self.next())[0] in skip:
+            pass
+        return frame
+
+    def messages(self, count: int) -> list[dict]:
+        """The next ``count`` message events' data, skipping everything else."""
+        return [self.next_event(skip=("comment", "retry", "typing", "status"))[1] for _ in range(count)]
+
+    def close(self) -> None:
+        """Hang up, the way a closed browser tab does."""
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+        self.connection.close()
