@@ -60,6 +60,7 @@ def shown(message, hosts: frozenset[str]) -> dict:
     return {
         "seq": message.seq,
         "role": message.role,
+        "author_name": visible(message.author_name),
         "content": visible(message.content),
         "html": render_markdown(message.content, hosts=hosts) if reply else None,
         "citations": message.metadata.get("citations") if reply else None,

@@ -129,17 +129,20 @@
   // --- Messages as the list shows them (the same markup /chat renders)
   const SPEAKER = { user: "You:", assistant: "Assistant:" };
 
-  function messageNode(role, content, extraClass = "", citations = []) {
+  // A staff member's reply carries their name (author_name), shown above it.
+  function messageNode(role, content, extraClass = "", citations = [], by = null) {
     const bubble = h("div", { className: "cb-bubble" });
     if (role === "assistant") {
       bubble.append(renderMarkdown(content));
       if (Array.isArray(citations) && citations.length) cite(bubble, citations);
     } else bubble.textContent = visible(content);
+    if (by) bubble.prepend(h("small", { className: "cb-by" }, [visible(by)]));
     return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
-      h("span", { className: "cb-sr" }, [SPEAKER[role] || ""]),
+      h("span", { className: "cb-sr" }, [by ? visible(by) + ":" : SPEAKER[role] || ""]),
       bubble,
     ]);
   }
+  const shownNode = (m) => messageNode(m.role, m.content, "", m.metadata?.citations, m.author_name);
 
   const typingNode = () =>
     h("div", { className: "cb-msg cb-msg-assistant cb-typing" }, [
@@ -234,6 +237,8 @@
 
   // --- The conversation
   // options: apiBase, channel, sessionId, nextBefore, greeting, onSession, emit.
+  // While follow(true), the session's live feed adds what other views and staff write: each
+  // seq is shown once, and what arrives during this view's own turn waits for its answer.
   class Conversation {
     constructor(root, options) {
       const $ = (selector) => root.querySelector(selector);
@@ -241,6 +246,10 @@
       this.sessionId = options.sessionId || null;
       this.nextBefore = options.nextBefore || null;
       this.busy = false;
+      this.seen = new Set();
+      this.typing = typingNode();
+      this.held = null; // feed messages held while a turn of ours is on its way
+      root.querySelectorAll("[data-seq]").forEach((node) => this.saw(+node.dataset.seq));
       this.epoch = 0; // bumped by reset() and restore(): answers for a conversation left behind are dropped
       this.scroller = $(".cb-scroll");
       this.earlier = $(".cb-earlier");
@@ -261,12 +270,70 @@
       this.input.addEventListener("input", () => this.autosize());
       this.earlier.addEventListener("click", () => this.loadEarlier());
       this.earlier.hidden = !this.nextBefore;
+      const person = $(".cb-person");
+      if (person) {
+        person.hidden = !options.handoff;
+        person.onclick = () => this.askForPerson();
+      }
       this.scrollToEnd(true);
+    }
+
+    saw(seq) {
+      this.seen.add(seq);
+      this.seq = Math.max(this.seq || 0, seq);
+    }
+
+    follow(on) {
+      this.following = on;
+      this.feed?.close();
+      this.feed = null;
+      if (!on || !this.sessionId || this.restoring) return;
+      const id = this.sessionId;
+      const feed = (this.feed = new EventSource(`${this.options.apiBase}/api/session/${encodeURIComponent(id)}/events?after=${this.seq || 0}`));
+      const listen = (type, handle) =>
+        feed.addEventListener(type, (event) => id === this.sessionId && handle(JSON.parse(event.data)));
+      listen("message", (m) => (this.held ? this.held.push(m) : this.arrived(m)));
+      listen("typing", () => this.busy || this.typing.isConnected || this.list.append(this.typing));
+      listen("status", (status) => {
+        const was = this.handler;
+        this.handler = status.handled_by;
+        if (was === undefined || was === this.handler) return;
+        this.note(this.handler ? `${this.handler} joined the conversation` : "You're back with the assistant");
+      });
+    }
+
+    arrived(m) {
+      if (this.seen.has(m.seq) || !SPEAKER[m.role]) return;
+      this.saw(m.seq);
+      this.typing.remove();
+      this.list.append(shownNode(m));
+      this.scrollToEnd();
+    }
+
+    note(text) {
+      this.list.append(h("p", { className: "cb-note" }, [visible(text)]));
+      this.scrollToEnd();
+    }
+
+    async askForPerson() {
+      if (!this.sessionId) return this.note("Write your question first, then ask for a person.");
+      const response = await fetch(`${this.options.apiBase}/api/session/${encodeURIComponent(this.sessionId)}/handoff`, {
+        method: "POST",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      }).catch(() => failure(0));
+      if (!response.ok) return this.showError(describe(response.failed ? response : await failureFrom(response)));
+      this.note("We've told the team. A person will join this conversation soon.");
     }
 
     setSession(id) {
       if (id === this.sessionId) return;
       this.sessionId = id;
+      if (!id) {
+        this.seen.clear();
+        this.seq = this.handler = undefined;
+      }
+      this.follow(this.following);
       this.options.onSession?.(id);
     }
 
@@ -326,9 +393,8 @@
     }
 
     showPage(page, prepend) {
-      const nodes = page.messages
-        .filter((m) => m.role === "user" || m.role === "assistant")
-        .map((m) => messageNode(m.role, m.content, "", m.metadata?.citations));
+      page.messages.forEach((m) => this.saw(m.seq));
+      const nodes = page.messages.filter((m) => SPEAKER[m.role]).map(shownNode);
       this.quietly(() => (prepend ? this.list.prepend(...nodes) : this.list.replaceChildren(...nodes)));
       this.nextBefore = page.has_more ? page.next_before : null;
       this.earlier.hidden = !this.nextBefore;
@@ -339,19 +405,24 @@
     async restore(id) {
       const epoch = ++this.epoch;
       this.sessionId = id;
-      this.setBusy(true); // nothing is sent until the history is on screen
+      this.setBusy((this.restoring = true)); // nothing is sent until the history is on screen
       try {
         const page = await this.fetchPage(null);
         if (epoch !== this.epoch) return;
         this.showPage(page, false);
+        this.handler = page.status?.handled_by;
         if (!page.messages.length) this.greet();
         this.scrollToEnd(true);
       } catch (problem) {
         if (epoch !== this.epoch) return;
+        this.restoring = false;
         if (problem.status === 404) return this.reset();
         this.showError(describe(problem), () => this.restore(id));
       }
-      if (epoch === this.epoch) this.setBusy(false);
+      if (epoch === this.epoch) {
+        this.setBusy((this.restoring = false));
+        this.follow(this.following);
+      }
     }
 
     async loadEarlier() {
@@ -384,7 +455,7 @@
     // server is answered from what it stored, not by asking the model again.
     async attempt(turn) {
       const epoch = this.epoch;
-      const typing = typingNode();
+      const typing = this.typing;
       let reply = null;
       let text = "";
       let frame = 0;
@@ -409,6 +480,7 @@
         else if (event === "error") throw failure(502, data.error, data.session_id);
       };
       this.setBusy(true);
+      this.held = [];
       this.clearError();
       this.list.append(typing);
       this.scrollToEnd(true);
@@ -437,19 +509,28 @@
         if (!done) throw failure(0);
         cancelAnimationFrame(frame);
         typing.remove();
-        const final = messageNode("assistant", done.answer, "", done.citations);
-        if (reply) reply.replaceWith(final);
-        else this.list.append(final);
+        const { user, assistant } = done.messages;
+        [user, assistant].forEach((m) => m && this.saw(m.seq));
         this.setSession(done.session_id);
+        // With a person answering, their reply comes later through the live feed.
+        if (assistant) reply ? reply.replaceWith(shownNode(assistant)) : this.list.append(shownNode(assistant));
         this.scrollToEnd();
         this.options.emit?.("message-received", { sessionId: done.session_id, message: done.messages.assistant });
       } catch (problem) {
         cancelAnimationFrame(frame);
         typing.remove();
         reply?.remove();
+        this.release();
         if (epoch === this.epoch) return this.failed(turn, problem);
       }
+      this.release();
       if (epoch === this.epoch) this.setBusy(false);
+    }
+
+    release() {
+      const held = this.held || [];
+      this.held = null;
+      held.forEach((m) => this.arrived(m));
     }
 
     failed(turn, problem) {

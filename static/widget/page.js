@@ -55,6 +55,15 @@
     },
   });
   if (data.notFound) showInAddressBar(null);
+  conversation.follow(true);
+  fetch("/api/widget/config")
+    .then(function (response) {
+      return response.json();
+    })
+    .then(function (config) {
+      root.querySelector(".cb-person").hidden = !config.handoff;
+    })
+    .catch(function () {});
 
   root.querySelector(".cb-new").addEventListener("click", function () {
     root.querySelectorAll(".cb-notice").forEach(function (notice) {

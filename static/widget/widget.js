@@ -57,6 +57,7 @@
     const iconButton = (className, label, path) =>
       labelled(h("button", { type: "button", className: "cb-icon " + className, title: label }, [icon(path)]), label);
     const newButton = iconButton("cb-new", "New conversation", "M12 5v14M5 12h14");
+    const personButton = iconButton("cb-person", "Talk to a person", "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0");
     const fullButton = iconButton(
       "cb-full",
       "Open full page",
@@ -75,6 +76,7 @@
           h("span", { className: "cb-avatar" }, [icon(CHAT)]),
           h("h2", { className: "cb-title" }, [title]),
           newButton,
+          personButton,
           fullButton,
           closeButton,
         ]),
@@ -101,6 +103,7 @@
       apiBase,
       channel: "widget",
       greeting: data.greeting || "Hi! How can I help you today?",
+      handoff: NS.handoff && data.handoff !== "off",
       onSession: store.set,
       emit,
     });
@@ -117,6 +120,7 @@
       }
       if (isOpen()) return;
       panel.hidden = false;
+      conversation.follow(true);
       frame.classList.add("cb-open");
       launcher.setAttribute("aria-expanded", "true");
       conversation.scrollToEnd(true);
@@ -128,6 +132,7 @@
       if (!isOpen()) return;
       const hadFocus = panel.contains(root.activeElement);
       panel.hidden = true;
+      conversation.follow(false);
       frame.classList.remove("cb-open");
       launcher.setAttribute("aria-expanded", "false");
       if (focusLauncher || hadFocus) launcher.focus();
@@ -166,7 +171,7 @@
       // Where links in replies may go; without an answer, nowhere (shown as text).
       fetch(apiBase + "/api/widget/config", { credentials: "omit", referrerPolicy: "no-referrer" })
         .then((response) => response.json())
-        .then((config) => (NS.linkHosts = config.link_hosts))
+        .then((config) => ((NS.linkHosts = config.link_hosts), (NS.handoff = config.handoff)))
         .catch(() => {}),
       load(root, "link", { rel: "stylesheet", href: assets + "conversation.css" }),
       load(root, "link", { rel: "stylesheet", href: assets + "widget.css" }),
