@@ -1,20 +1,15 @@
-/*
- * The conversation UI the widget and /chat share (window.Chatbot.Conversation). Message
- * text reaches the DOM only as text nodes: the markdown renderer never parses HTML.
- */
+// Shared by the widget and /chat. Message text reaches the DOM only as text nodes.
 (() => {
   "use strict";
   const NS = (window.Chatbot = window.Chatbot || {});
   if (NS.Conversation) return;
 
-  // --- The markdown subset: the same specification as widget/markdown.py
+  // The markdown subset of widget/markdown.py; links and invisibles as conversations/display.py.
   const FENCE = /^\s*```/;
   const LIST_ITEM = /^\s*([-*+]|[0-9]{1,9}[.)])\s+(.*)$/;
   const HEADING = /^#{1,6}\s+(.*)$/;
   const INLINE =
     /`([^`]+)`|\*\*(.+?)\*\*|__(.+?)__|\*(?!\s)(.+?)\*|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>"'()]*[^\s<>"'().,;:!?])/g;
-  // Links only to allowlisted hosts (NS.linkHosts, from the server), and bidi controls
-  // and invisible characters removed: both as conversations/display.py says.
   const LINK_URL = /^(https?):\/\/([a-z0-9.-]+(?::[0-9]{1,5})?)(?:[/?#]|$)/i;
   const MAIL_URL = /^mailto:[^@\s/?#]+@([a-z0-9.-]+)$/i;
   const INVISIBLE = /[\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
@@ -65,7 +60,7 @@
         const code = [];
         i++;
         while (i < lines.length && !FENCE.test(lines[i])) code.push(lines[i++]);
-        i++; // the closing fence, if there is one
+        i++;
         out.append(h("pre", {}, [h("code", {}, [code.join("\n")])]));
       } else if (!line.trim()) {
         i++;
@@ -91,7 +86,6 @@
     return out;
   }
 
-  // --- Sources: [n] links to entry n of the list under the answer
   let lists = 0;
   function cite(bubble, citations) {
     const id = "cb-src" + ++lists;
@@ -113,7 +107,6 @@
     const marker = (n) => {
       const item = items[n];
       if (!item) return `[${n}]`;
-      // Not by #id: from the widget that would change the host page's address.
       return h("a", { href: "#" + item.id, onclick: (event) => (event.preventDefault(), item.focus()) }, [`[${n}]`]);
     };
     const walk = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
@@ -126,10 +119,8 @@
     bubble.append(h("div", { className: "cb-sources" }, [h("p", { id }, ["Sources"]), list]));
   }
 
-  // --- Messages as the list shows them (the same markup /chat renders)
   const SPEAKER = { user: "You:", assistant: "Assistant:" };
 
-  // A staff member's reply carries their name (author_name), shown above it.
   function messageNode(role, content, extraClass = "", citations = [], by = null) {
     const bubble = h("div", { className: "cb-bubble" });
     if (role === "assistant") {
@@ -150,9 +141,7 @@
       h("div", { className: "cb-bubble", ariaHidden: "true" }, [h("i"), h("i"), h("i")]),
     ]);
 
-  // --- Where the session id is kept
-  // localStorage when the page may use it; otherwise (privacy modes, blocked or
-  // partitioned storage) memory, so the conversation still works for this visit.
+  // Memory where storage is blocked or partitioned.
   function sessionStore(key) {
     let memory = null;
     return {
@@ -169,14 +158,12 @@
           if (id) localStorage.setItem(key, id);
           else localStorage.removeItem(key);
         } catch {
-          /* memory holds it */
         }
       },
     };
   }
 
-  // --- Talking to the API
-  // crypto.randomUUID needs a secure context; getRandomValues works on any page.
+  // Not crypto.randomUUID: it needs a secure context.
   const newClientMessageId = () =>
     "c-" + Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => (b | 256).toString(16).slice(1)).join("");
 
@@ -191,11 +178,10 @@
   });
 
   async function failureFrom(response) {
-    const body = await response.json().catch(() => null); // not JSON: a proxy's error page
+    const body = await response.json().catch(() => null);
     return failure(response.status, body?.error, body?.session_id, response.headers.get("Retry-After"));
   }
 
-  // Server-Sent Events from a fetch body (EventSource cannot POST).
   async function readEvents(response, onEvent) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -235,10 +221,8 @@
     return problem.message || "Your message couldn't be sent.";
   }
 
-  // --- The conversation
-  // options: apiBase, channel, sessionId, nextBefore, greeting, onSession, emit.
-  // While follow(true), the session's live feed adds what other views and staff write: each
-  // seq is shown once, and what arrives during this view's own turn waits for its answer.
+  // options: apiBase, channel, sessionId, nextBefore, greeting, handoff, onSession, emit.
+  // follow(true) shows each seq of the live feed once; what comes during our turn waits for it.
   class Conversation {
     constructor(root, options) {
       const $ = (selector) => root.querySelector(selector);
@@ -248,9 +232,9 @@
       this.busy = false;
       this.seen = new Set();
       this.typing = typingNode();
-      this.held = null; // feed messages held while a turn of ours is on its way
+      this.held = null;
       root.querySelectorAll("[data-seq]").forEach((node) => this.saw(+node.dataset.seq));
-      this.epoch = 0; // bumped by reset() and restore(): answers for a conversation left behind are dropped
+      this.epoch = 0; // answers for a conversation left behind are dropped
       this.scroller = $(".cb-scroll");
       this.earlier = $(".cb-earlier");
       this.list = $(".cb-list");
@@ -357,7 +341,6 @@
       if (this.options.greeting) this.list.append(messageNode("assistant", this.options.greeting, "cb-greeting"));
     }
 
-    // Whole pages of history are not read out message by message by screen readers.
     quietly(change) {
       this.list.setAttribute("aria-live", "off");
       change();
@@ -400,12 +383,11 @@
       this.earlier.hidden = !this.nextBefore;
     }
 
-    // A session the server no longer has starts afresh without a word: to the visitor
-    // it is simply a new conversation.
+    // A session the server no longer has starts afresh without a word.
     async restore(id) {
       const epoch = ++this.epoch;
       this.sessionId = id;
-      this.setBusy((this.restoring = true)); // nothing is sent until the history is on screen
+      this.setBusy((this.restoring = true));
       try {
         const page = await this.fetchPage(null);
         if (epoch !== this.epoch) return;
@@ -431,7 +413,7 @@
       this.earlier.disabled = true;
       try {
         this.showPage(await this.fetchPage(this.nextBefore), true);
-        s.scrollTop = s.scrollHeight - fromBottom; // keep the visitor's place
+        s.scrollTop = s.scrollHeight - fromBottom;
       } catch (problem) {
         this.showError(describe(problem), () => this.loadEarlier());
       }
@@ -451,8 +433,7 @@
       return true;
     }
 
-    // One try at a turn. Retries reuse its client_message_id: a try that reached the
-    // server is answered from what it stored, not by asking the model again.
+    // Retries reuse client_message_id: the server answers from what it stored.
     async attempt(turn) {
       const epoch = this.epoch;
       const typing = this.typing;
@@ -472,7 +453,7 @@
           if (!reply) {
             typing.remove();
             reply = this.list.appendChild(messageNode("assistant", ""));
-            reply.ariaBusy = "true"; // read out once, when complete
+            reply.ariaBusy = "true";
           }
           text += data.text;
           frame ||= requestAnimationFrame(paint);
@@ -504,7 +485,7 @@
           throw await failureFrom(response);
         }
         await readEvents(response, onEvent).catch((problem) => {
-          throw problem?.failed ? problem : failure(0); // the connection dropped mid-answer
+          throw problem?.failed ? problem : failure(0);
         });
         if (!done) throw failure(0);
         cancelAnimationFrame(frame);
@@ -512,7 +493,6 @@
         const { user, assistant } = done.messages;
         [user, assistant].forEach((m) => m && this.saw(m.seq));
         this.setSession(done.session_id);
-        // With a person answering, their reply comes later through the live feed.
         if (assistant) reply ? reply.replaceWith(shownNode(assistant)) : this.list.append(shownNode(assistant));
         this.scrollToEnd();
         this.options.emit?.("message-received", { sessionId: done.session_id, message: done.messages.assistant });
@@ -536,7 +516,6 @@
     failed(turn, problem) {
       if (problem.sessionId) this.setSession(problem.sessionId);
       if (problem.code === "session_not_found" && !turn.fresh) {
-        // The session expired while the page was open: carry on in a new one.
         turn.fresh = true;
         this.setSession(null);
         return this.attempt(turn);
@@ -544,14 +523,13 @@
       if (problem.code === "busy") return this.retrySoon(turn, problem);
       this.setBusy(false);
       if (problem.retryable) return this.showError(describe(problem), () => this.attempt(turn), turn.node);
-      // The server will never take this message as it is: give the text back to edit.
+      // Never accepted as it is: the text goes back to edit.
       turn.node.remove();
       if (!this.input.value) this.input.value = turn.text;
       this.autosize();
       this.showError(describe(problem));
     }
 
-    // The server is at its limit: the same turn goes again when it said, or at once on Retry.
     retrySoon(turn, problem) {
       const epoch = this.epoch;
       problem.wait = Math.max(1, parseInt(problem.retryAfter, 10) || 2);

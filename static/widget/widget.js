@@ -1,13 +1,9 @@
-/*
- * The chat widget: one tag on any site (options, API and events: README, "Widget").
- * It renders in a shadow root, so the host page's CSS cannot reach in and ours cannot
- * leak out; conversation.js (shared with /chat) and the styles load from this folder.
- */
+// The widget loader (README, "Widget"): a shadow root keeps the page's CSS and ours apart.
 (() => {
   "use strict";
   const script = document.currentScript;
   const NS = (window.Chatbot = window.Chatbot || {});
-  if (!script || NS.open) return; // the tag was pasted twice
+  if (!script || NS.open) return;
 
   const data = script.dataset;
   const assets = new URL(".", script.src).href;
@@ -15,7 +11,6 @@
   const title = data.title || "Chat with us";
   const fullPageUrl = data.fullPageUrl || apiBase + "/chat";
 
-  // Calls made before the widget is built wait for it.
   let ui = null;
   const waiting = [];
   const whenReady = (call) => () => (ui ? call() : waiting.push(call));
@@ -71,7 +66,7 @@
     list.setAttribute("aria-live", "polite");
     const panel = labelled(
       h("section", { className: "cb-panel", id: "cb-panel", hidden: true }, [
-        // Not <header>: a second banner landmark on the host page.
+        // Not <header>: a second banner landmark.
         h("div", { className: "cb-head" }, [
           h("span", { className: "cb-avatar" }, [icon(CHAT)]),
           h("h2", { className: "cb-title" }, [title]),
@@ -89,7 +84,7 @@
       title,
     );
     panel.setAttribute("role", "dialog");
-    // Below 480 px the panel covers the page: it is modal and keeps the focus.
+    // Narrow, the panel covers the page: modal.
     const narrow = matchMedia("(max-width: 480px)");
     (narrow.onchange = () => panel.setAttribute("aria-modal", narrow.matches))();
     const launcher = labelled(h("button", { type: "button", className: "cb-launcher" }, [icon(CHAT), icon(CLOSE)]), "Open chat");
@@ -112,7 +107,6 @@
 
     function open(focus) {
       if (!restored) {
-        // The history is fetched when the visitor first looks, not on every page view.
         restored = true;
         const id = store.get();
         if (id) conversation.restore(id);
@@ -165,10 +159,9 @@
     const host = document.createElement("chatbot-widget");
     const root = host.attachShadow({ mode: "open" });
     if (data.accent && CSS.supports("color", data.accent)) host.style.setProperty("--cb-accent", data.accent);
-    host.hidden = true; // until the styles are in: the page never shows the widget unstyled
+    host.hidden = true; // until styled
     document.body.append(host);
     await Promise.all([
-      // Where links in replies may go; without an answer, nowhere (shown as text).
       fetch(apiBase + "/api/widget/config", { credentials: "omit", referrerPolicy: "no-referrer" })
         .then((response) => response.json())
         .then((config) => ((NS.linkHosts = config.link_hosts), (NS.handoff = config.handoff)))
