@@ -1,18 +1,26 @@
-"""Staff read transcripts here. Messages are records of what was said: the admin shows
-them and never edits them."""
+"""Staff read transcripts here, live, and may take a conversation over from the bot.
+Messages are records of what was said: the admin shows them and never edits them."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef, Subquery
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
+from conversations import staffing
 from conversations.display import link_host, link_hosts, visible
+from conversations.errors import api_error_for
+from conversations.exceptions import ConversationError
 from conversations.grounding import AnswerStatus
-from conversations.models import Message, Role, Session
+from conversations.models import Message, Role, Session, display_name
+from widget.headers import content_security_policy
 
 # A session can hold thousands of messages; the page shows the latest this many.
 TRANSCRIPT_MESSAGES = 500
@@ -70,6 +78,19 @@ class NoAnswerFilter(admin.SimpleListFilter):
         return queryset
 
 
+class WaitingFilter(admin.SimpleListFilter):
+    title = "waiting for a person"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Waiting for a person")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(waiting_since__isnull=False)
+        return queryset
+
+
 class SessionMessagesSearch(admin.ModelAdmin):
     """Search by session id, title, or the text of any message in the session."""
 
@@ -88,15 +109,18 @@ class SessionMessagesSearch(admin.ModelAdmin):
 
 @admin.register(Session)
 class SessionAdmin(SessionMessagesSearch):
-    list_display = ["public_id", "shown_title", "source", "message_count", "last_activity_at", "owner"]
+    list_display = ["public_id", "shown_title", "source", "message_count", "last_activity_at", "waiting_since", "owner"]
     list_filter = [
+        WaitingFilter,
         "source",
         NoAnswerFilter,
         "created_at",
         "last_activity_at",
         ("owner", admin.RelatedOnlyFieldListFilter),
     ]
-    list_select_related = ["owner"]
+    list_select_related = ["owner", "handled_by"]
+    # Visitors waiting for a person come first, the longest waiting at the top.
+    ordering = [F("waiting_since").asc(nulls_last=True), "-last_activity_at"]
     date_hierarchy = "last_activity_at"
     readonly_fields = [
         "public_id",
@@ -106,6 +130,8 @@ class SessionAdmin(SessionMessagesSearch):
         "last_activity_at",
         "expires_at",
         "message_count",
+        "handled_by",
+        "waiting_since",
     ]
     fields = [*readonly_fields, "title", "metadata"]
     change_form_template = "admin/conversations/session/change_form.html"
@@ -127,12 +153,60 @@ class SessionAdmin(SessionMessagesSearch):
         hosts = link_hosts()
         for message in transcript:
             message.sources = shown_sources(message, hosts)
-        context = {"transcript": transcript, "transcript_has_earlier": earlier, "transcript_limit": TRANSCRIPT_MESSAGES}
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
+        context = {
+            "transcript": transcript,
+            "transcript_has_earlier": earlier,
+            "transcript_limit": TRANSCRIPT_MESSAGES,
+            "last_seq": transcript[-1].seq if transcript else 0,
+            "me": display_name(request.user),
+            "handler": session.live_status()["handled_by"] if session else None,
+        }
+        return with_policy(super().change_view(request, object_id, form_url, {**(extra_context or {}), **context}))
+
+    def changelist_view(self, request, extra_context=None):
+        waiting = self.get_queryset(request).filter(waiting_since__isnull=False).count()
+        return with_policy(super().changelist_view(request, {**(extra_context or {}), "waiting_count": waiting}))
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.content_gaps_view)
-        return [path("content-gaps/", view, name="conversations_content_gaps"), *super().get_urls()]
+        def staff_view(name, act):
+            view = self.admin_site.admin_view(require_POST(self.staff_action))
+            return path(f"<path:object_id>/{name}/", view, {"act": act}, name=f"conversations_session_{name}")
+
+        gaps = self.admin_site.admin_view(self.content_gaps_view)
+        return [
+            path("content-gaps/", gaps, name="conversations_content_gaps"),
+            staff_view("takeover", lambda request, session: staffing.take_over(session=session, staff=request.user)),
+            staff_view("handback", lambda request, session: staffing.hand_back(session=session, staff=request.user)),
+            staff_view(
+                "reply",
+                lambda request, session: staffing.reply_as_staff(
+                    session=session, staff=request.user, text=request.POST.get("text", "")
+                ),
+            ),
+            *super().get_urls(),
+        ]
+
+    def staff_action(self, request, object_id, act):
+        """Take over, hand back or reply (conversations.staffing), for staff who may change
+        the session. A fetch from the transcript page gets JSON; a plain form post goes
+        back to the transcript with a message."""
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            raise Http404
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        wants_json = "application/json" in request.headers.get("Accept", "")
+        try:
+            act(request, session)
+        except ConversationError as problem:
+            if wants_json:
+                error = api_error_for(problem)
+                return JsonResponse(error.body(), status=error.status_code)
+            self.message_user(request, problem.message, messages.ERROR)
+        else:
+            if wants_json:
+                return JsonResponse({"success": True, "session_id": session.public_id, "status": session.live_status()})
+        return redirect(reverse("admin:conversations_session_change", args=[session.pk]))
 
     def content_gaps_view(self, request):
         """The questions visitors asked that the site's pages did not answer: what to write next."""
@@ -146,3 +220,9 @@ class SessionAdmin(SessionMessagesSearch):
             "page": page,
         }
         return TemplateResponse(request, "admin/conversations/session/content_gaps.html", context)
+
+
+def with_policy(response):
+    """The pages with live transcripts and takeover controls load scripts from our files only."""
+    response["Content-Security-Policy"] = content_security_policy(frame_ancestors=[])
+    return response

@@ -11,8 +11,10 @@ import os
 import shutil
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from bench.server import ProductionServer
@@ -36,6 +38,33 @@ def api():
 def staff_api(django_user_model):
     client = APIClient()
     client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def staff_client(django_user_model):
+    """A staff member who may look at chat sessions, and do nothing else in the admin."""
+    user = django_user_model.objects.create_user("support", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_session", content_type__app_label="conversations"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def responder_client(django_user_model):
+    """A staff member who may change chat sessions: take them over, reply, hand them back."""
+    user = django_user_model.objects.create_user(
+        "responder", password="pw", is_staff=True, first_name="Rita", last_name="Responder"
+    )
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_session", "change_session"], content_type__app_label="conversations"
+        )
+    )
+    client = Client()
+    client.force_login(user)
+    client.user = user
     return client
 
 

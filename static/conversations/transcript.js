@@ -1,0 +1,77 @@
+/*
+ * The admin transcript, live: new messages from the session's feed (same origin, so the
+ * staff member's login comes along), shown as text only; the takeover forms post with
+ * fetch and the page follows who handles the session from the feed's status events.
+ * Without this script the forms still work, by posting and reloading.
+ */
+(() => {
+  "use strict";
+  const transcript = document.querySelector(".transcript[data-events]");
+  if (!transcript) return;
+  const controls = document.getElementById("takeover");
+  const seen = new Set([...transcript.querySelectorAll("[data-seq]")].map((node) => Number(node.dataset.seq)));
+  const ROLES = { user: "User", assistant: "Assistant", system: "System" };
+
+  const text = (tag, className, content) => {
+    const node = document.createElement(tag);
+    node.className = className;
+    node.textContent = content;
+    return node;
+  };
+
+  function show(message) {
+    if (seen.has(message.seq)) return;
+    seen.add(message.seq);
+    transcript.querySelector(":scope > p")?.remove(); // "No messages yet."
+    const node = text("div", `msg msg-${message.role}`, "");
+    node.id = `msg-${message.seq}`;
+    node.dataset.seq = message.seq;
+    const meta = [`#${message.seq}`, ROLES[message.role] || message.role, message.author_name, message.channel];
+    node.append(text("span", "meta", meta.filter(Boolean).join(" · ")), message.content);
+    transcript.append(node);
+  }
+
+  function showStatus(status) {
+    if (!controls) return;
+    const handler = status.handled_by;
+    controls.querySelector(".handler").textContent =
+      (handler ? `Handled by ${handler}` : "The assistant answers") + (status.waiting ? " · waiting for a person" : "");
+    controls.querySelector(".takeover-form").hidden = handler === controls.dataset.me;
+    controls.querySelector(".handback-form").hidden = !handler;
+  }
+
+  const feed = new EventSource(`${transcript.dataset.events}?after=${transcript.dataset.after}`);
+  feed.addEventListener("message", (event) => show(JSON.parse(event.data)));
+  feed.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
+
+  // What the server said went wrong, beside the form that was sent.
+  function complain(form, message) {
+    form.querySelector(".transcript-error")?.remove();
+    if (message) form.append(text("p", "transcript-error", message));
+  }
+
+  document.querySelectorAll(".takeover-form, .handback-form, .reply-form").forEach((form) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      button.disabled = true;
+      try {
+        const response = await fetch(form.action, {
+          method: "POST",
+          body: new FormData(form),
+          headers: { Accept: "application/json" },
+          credentials: "same-origin",
+        });
+        const body = await response.json();
+        if (!response.ok) return complain(form, body.error?.message || "That did not work.");
+        complain(form, "");
+        showStatus(body.status);
+        if (form.classList.contains("reply-form")) form.reset(); // the reply arrives through the feed
+      } catch {
+        complain(form, "The server could not be reached. Try again.");
+      } finally {
+        button.disabled = false;
+      }
+    });
+  });
+})();
