@@ -355,6 +355,19 @@ CHATBOT_EMBEDDING_MODEL = env_str("CHATBOT_EMBEDDING_MODEL")
 # question the pages do not answer stays unanswered rather than answered from a neighbour.
 CHATBOT_EMBEDDING_MIN_SIMILARITY = env_float("CHATBOT_EMBEDDING_MIN_SIMILARITY", 0.5)
 
+# --- Handing a conversation to a person -----------------------------------------------
+CHATBOT_HANDOFF_ENABLED = env_bool("CHATBOT_HANDOFF_ENABLED", True)
+# Told (POST, signed JSON) when a visitor asks for a person; sent by the task queue.
+CHATBOT_HANDOFF_WEBHOOK_URL = env_str("CHATBOT_HANDOFF_WEBHOOK_URL")
+CHATBOT_HANDOFF_WEBHOOK_SECRET = env_str("CHATBOT_HANDOFF_WEBHOOK_SECRET")
+CHATBOT_HANDOFF_WEBHOOK_ATTEMPTS = env_int("CHATBOT_HANDOFF_WEBHOOK_ATTEMPTS", 5, minimum=1)
+CHATBOT_HANDOFF_WEBHOOK_RETRY_SECONDS = env_float("CHATBOT_HANDOFF_WEBHOOK_RETRY_SECONDS", 30.0)
+if CHATBOT_HANDOFF_WEBHOOK_RETRY_SECONDS < 0:
+    raise ImproperlyConfigured("CHATBOT_HANDOFF_WEBHOOK_RETRY_SECONDS must not be negative")
+CHATBOT_WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("CHATBOT_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
+# The site's own address (https://chat.example.com), for links to the admin in webhooks.
+CHATBOT_PUBLIC_URL = env_str("CHATBOT_PUBLIC_URL")
+
 # --- Background tasks -------------------------------------------------------------------
 # Crawls and re-syncs outlive a request: in production they run on the database task
 # queue (the Procfile's worker: line); in development and tests, at once, in the caller.

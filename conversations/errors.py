@@ -26,6 +26,7 @@ from conversations.exceptions import (
     Busy,
     ClientMessageIdReused,
     ConversationError,
+    HandoffDisabled,
     MessageTooLong,
     SessionNotFound,
     StaffOnly,
@@ -87,6 +88,8 @@ def api_error_for(error: BaseException, *, session_id: str | None = None) -> Api
         return ApiError(409, "client_message_id_reused", error.message)
     if isinstance(error, StaffOnly):
         return ApiError(403, "staff_only", error.message)
+    if isinstance(error, HandoffDisabled):
+        return ApiError(403, "handoff_disabled", error.message)
     if isinstance(error, MessageTooLong):
         return ApiError(413, "message_too_long", error.message)
     if isinstance(error, Busy):

@@ -50,3 +50,9 @@ class StaffOnly(ConversationError):
 
 class EmptyReply(ConversationError):
     message = "The reply is empty."
+
+
+class HandoffDisabled(ConversationError):
+    """The site does not offer a person (CHATBOT_HANDOFF_ENABLED is off)."""
+
+    message = "Talking to a person is not available here."

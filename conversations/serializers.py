@@ -121,6 +121,12 @@ class LiveStatusSerializer(serializers.Serializer):
     waiting = serializers.BooleanField(help_text="The visitor asked for a person and nobody has taken over yet.")
 
 
+class HandoffSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    session_id = serializers.CharField()
+    status = LiveStatusSerializer(help_text="Who answers the conversation now; waiting until a person takes over.")
+
+
 class SessionCreateSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
     metadata = MetadataField()
@@ -314,3 +320,4 @@ class WidgetConfigSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="Hosts that links in assistant messages may go to; any other URL is shown as text.",
     )
+    handoff = serializers.BooleanField(help_text="Whether the widget offers a person (POST /api/session/<id>/handoff).")

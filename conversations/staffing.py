@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import live
-from conversations.exceptions import EmptyReply, MessageTooLong, StaffOnly
+from conversations.exceptions import EmptyReply, HandoffDisabled, MessageTooLong, StaffOnly
 from conversations.models import Channel, Message, MessageDraft, Role, Session
 
 
@@ -59,6 +59,8 @@ def ask_for_person(*, session: Session) -> Session:
     """Mark the session as waiting for a person, unless one already handles it or it
     already waits (then nothing changes, and the team is not told twice). When the
     handoff webhook is configured, it is sent by the task queue, never in this request."""
+    if not settings.CHATBOT_HANDOFF_ENABLED:
+        raise HandoffDisabled
     now = timezone.now()
     marked = Session.objects.filter(pk=session.pk, handled_by__isnull=True, waiting_since__isnull=True).update(
         waiting_since=now
@@ -66,10 +68,10 @@ def ask_for_person(*, session: Session) -> Session:
     if marked:
         session.waiting_since = now
         live.publish_status(session)
-        if getattr(settings, "CHATBOT_HANDOFF_WEBHOOK_URL", ""):
-            from conversations.tasks import notify_handoff
+        if settings.CHATBOT_HANDOFF_WEBHOOK_URL:
+            from conversations.tasks import request_handoff_notice
 
-            transaction.on_commit(lambda: notify_handoff.enqueue(session.pk))
+            transaction.on_commit(lambda: request_handoff_notice(session_pk=session.pk))
     else:
         session.refresh_from_db(fields=["handled_by", "waiting_since"])
     return session

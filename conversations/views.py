@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, feeds, inflight, live, ratelimits, streaming
+from conversations import chat, feeds, inflight, live, ratelimits, staffing, streaming
 from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
@@ -36,6 +36,7 @@ from conversations.serializers import (
     ChatRequestSerializer,
     ChatResponseSerializer,
     FeedQuerySerializer,
+    HandoffSerializer,
     MessageCreatedSerializer,
     MessageCreateSerializer,
     MessagePageSerializer,
@@ -58,6 +59,7 @@ PAGE_PARAMETERS = [
     OpenApiParameter("limit", int, description="Page size (default 50, at most 200)."),
 ]
 NOT_FOUND = OpenApiResponse(description="No such session, or it has expired.")
+HANDOFF_DISABLED = OpenApiResponse(description="handoff_disabled: this site does not offer a person.")
 
 
 def readable_session(request, session_id: str) -> Session:
@@ -160,6 +162,17 @@ class SessionEventsView(APIView):
         query.is_valid(raise_exception=True)
         after = query.validated_data.get("after", session.last_seq)
         return feeds.feed_response(session=session, after=after, is_asgi=isinstance(request._request, ASGIRequest))
+
+
+class SessionHandoffView(APIView):
+    """POST /api/session/<id>/handoff — the visitor asks for a person (``staffing.ask_for_person``)."""
+
+    @extend_schema(request=None, responses={200: HandoffSerializer, 403: HANDOFF_DISABLED, 404: NOT_FOUND})
+    def post(self, request, session_id):
+        session = readable_session(request, session_id)
+        ratelimits.limit_message_write(request, session_id=session.public_id)
+        session = staffing.ask_for_person(session=session)
+        return Response({"success": True, "session_id": session.public_id, "status": session.live_status()})
 
 
 class RecentActivityPagination(CursorPagination):
@@ -379,7 +392,8 @@ class WidgetConfigView(APIView):
 
     @extend_schema(responses={200: WidgetConfigSerializer})
     def get(self, request):
-        response = Response({"success": True, "link_hosts": sorted(link_hosts())})
+        config = {"success": True, "link_hosts": sorted(link_hosts()), "handoff": settings.CHATBOT_HANDOFF_ENABLED}
+        response = Response(config)
         response["Cache-Control"] = "public, max-age=300"
         return response
 

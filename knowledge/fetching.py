@@ -102,10 +102,11 @@ def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def checked_address(host: str, port: int) -> str:
+def checked_address(host: str, port: int, *, allow_private_setting: str = "CHATBOT_KB_ALLOW_PRIVATE_HOSTS") -> str:
     """Resolve ``host`` once and return the address to connect to, or raise FetchRefused
-    if the setting forbids it. Every address the name resolves to is checked, not just the
-    first: a name answering with one public and one private address is refused."""
+    if the setting named ``allow_private_setting`` forbids it (the crawler's by default;
+    the webhooks have their own). Every address the name resolves to is checked, not just
+    the first: a name answering with one public and one private address is refused."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -113,12 +114,11 @@ def checked_address(host: str, port: int) -> str:
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not addresses:
         raise FetchError(f"{host}: no address")
-    if not settings.CHATBOT_KB_ALLOW_PRIVATE_HOSTS:
+    if not getattr(settings, allow_private_setting):
         for address in addresses:
             if _forbidden(address):
                 raise FetchRefused(
-                    f"{host} resolves to {address}, a private or reserved address "
-                    "(CHATBOT_KB_ALLOW_PRIVATE_HOSTS is off)"
+                    f"{host} resolves to {address}, a private or reserved address ({allow_private_setting} is off)"
                 )
     return str(addresses[0])
 

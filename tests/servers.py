@@ -9,8 +9,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from django.db import connection
@@ -158,3 +160,63 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+class WebhookReceiver:
+    """A team's webhook endpoint on a free loopback port: it records every request
+    (headers and body) and answers the scripted ``statuses`` in turn, the last one again
+    for every later request. With ``hold``, the first answer waits until ``release()``."""
+
+    def __init__(self, statuses: tuple[int, ...] = (200,), *, hold: bool = False):
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.answered = 0
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._changed:
+                    receiver.requests.append((dict(self.headers.items()), body))
+                    index = len(receiver.requests) - 1
+                    receiver._changed.notify_all()
+                if index == 0:
+                    receiver._released.wait(timeout=60)
+                self.send_response(receiver.statuses[min(index, len(receiver.statuses) - 1)])
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                with receiver._changed:
+                    receiver.answered += 1
+                    receiver._changed.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/chat"
+
+    def __enter__(self) -> WebhookReceiver:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait_for(self, *, requests: int = 0, answered: int = 0, timeout: float = 30.0) -> None:
+        """Block until at least ``requests`` have arrived and ``answered`` were answered."""
+        with self._changed:
+            done = self._changed.wait_for(
+                lambda: len(self.requests) >= requests and self.answered >= answered, timeout=timeout
+            )
+        if not done:
+            raise AssertionError(f"the webhook got {len(self.requests)} request(s), answered {self.answered}")
