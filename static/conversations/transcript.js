@@ -36,24 +36,25 @@
     const handler = status.handled_by;
     controls.querySelector(".handler").textContent =
       (handler ? `Handled by ${handler}` : "The assistant answers") + (status.waiting ? " · waiting for a person" : "");
-    controls.querySelector(".takeover-form").hidden = handler === controls.dataset.me;
-    controls.querySelector(".handback-form").hidden = !handler;
+    controls.querySelector(".takeover-button").hidden = handler === controls.dataset.me;
+    controls.querySelector(".handback-button").hidden = !handler;
   }
 
   const feed = new EventSource(`${transcript.dataset.events}?after=${transcript.dataset.after}`);
   feed.addEventListener("message", (event) => show(JSON.parse(event.data)));
   feed.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
 
-  // What the server said went wrong, beside the form that was sent.
-  function complain(form, message) {
-    form.querySelector(".transcript-error")?.remove();
-    if (message) form.append(text("p", "transcript-error", message));
+  // What the server said went wrong, after the button that was pressed.
+  function complain(button, message) {
+    button.parentNode.querySelector(".transcript-error")?.remove();
+    if (message) button.after(text("p", "transcript-error", message));
   }
 
-  document.querySelectorAll(".takeover-form, .handback-form, .reply-form").forEach((form) => {
+  // The forms sit outside the session's own form; their buttons name them (form="…").
+  document.querySelectorAll("form.staff-action").forEach((form) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const button = form.querySelector("button");
+      const button = [...form.elements].find((element) => element.type === "submit");
       button.disabled = true;
       try {
         const response = await fetch(form.action, {
@@ -63,12 +64,12 @@
           credentials: "same-origin",
         });
         const body = await response.json();
-        if (!response.ok) return complain(form, body.error?.message || "That did not work.");
-        complain(form, "");
+        if (!response.ok) return complain(button, body.error?.message || "That did not work.");
+        complain(button, "");
         showStatus(body.status);
-        if (form.classList.contains("reply-form")) form.reset(); // the reply arrives through the feed
+        if (form.id === "reply-form") form.reset(); // the reply arrives through the feed
       } catch {
-        complain(form, "The server could not be reached. Try again.");
+        complain(button, "The server could not be reached. Try again.");
       } finally {
         button.disabled = false;
       }

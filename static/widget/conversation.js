@@ -221,7 +221,7 @@
     return problem.message || "Your message couldn't be sent.";
   }
 
-  // options: apiBase, channel, sessionId, nextBefore, greeting, handoff, onSession, emit.
+  // options: apiBase, channel, sessionId, nextBefore, greeting, handoff, handler, onSession, emit.
   // follow(true) shows each seq of the live feed once; what comes during our turn waits for it.
   class Conversation {
     constructor(root, options) {
@@ -233,6 +233,7 @@
       this.seen = new Set();
       this.typing = typingNode();
       this.held = null;
+      this.handler = options.handler;
       root.querySelectorAll("[data-seq]").forEach((node) => this.saw(+node.dataset.seq));
       this.epoch = 0; // answers for a conversation left behind are dropped
       this.scroller = $(".cb-scroll");

@@ -49,6 +49,8 @@
     sessionId: data.sessionId || null,
     nextBefore: Number(data.nextBefore) || null,
     greeting: data.greeting,
+    // Who answered when the page was rendered: a change the live feed reports is announced.
+    handler: data.handledBy == null ? undefined : data.handledBy || null,
     onSession: function (id) {
       showInAddressBar(id);
       report();

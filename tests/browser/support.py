@@ -210,6 +210,24 @@ def staff_who_reads_transcripts(user_model, username: str = "staff"):
     return staff
 
 
+def staff_who_answers(user_model, username: str = "responder", first_name: str = "Rita", last_name: str = "Responder"):
+    """A staff member who may change chat sessions: take one over, reply, hand it back."""
+    staff = user_model.objects.create_user(
+        username, password=STAFF_PASSWORD, is_staff=True, first_name=first_name, last_name=last_name
+    )
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="conversations", codename__in=["view_session", "change_session"]
+        )
+    )
+    return staff
+
+
+def session_id_in_widget(page, api_base: str) -> str:
+    """The id of the conversation the widget on ``page`` (talking to ``api_base``) keeps."""
+    return page.evaluate(f"localStorage.getItem('chatbot:session:{api_base}')")
+
+
 def log_in_to_admin(page, api: str, next_path: str, username: str = "staff") -> None:
     """Sign in through the admin's own login form and land on ``next_path``."""
     page.goto(f"{api}/admin/login/?next={next_path}")
