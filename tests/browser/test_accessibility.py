@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from conversations import staffing
 from tests.browser.support import (
     ChatUI,
     focused_name,
@@ -16,6 +17,7 @@ from tests.browser.support import (
     log_in_to_admin,
     session_with_messages,
     show_in_widget,
+    staff_who_answers,
     staff_who_reads_transcripts,
     tab_to,
 )
@@ -174,7 +176,7 @@ def test_the_admin_transcript_and_content_gaps_pass_axe(
     ]
     session_pk = in_db_thread(lambda: session_with_messages(turns).pk)
     in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
-    page = new_page(color_scheme=color_scheme)
+    page = new_page(color_scheme=color_scheme, bypass_csp=True)  # the admin's CSP refuses axe's inline script
 
     log_in_to_admin(page, live_server.url, f"/admin/conversations/session/{session_pk}/change/")
     expect(page.get_by_role("region", name="Transcript")).to_contain_text("Do you ship to Norway?")
@@ -184,6 +186,44 @@ def test_the_admin_transcript_and_content_gaps_pass_axe(
     page.goto(f"{live_server.url}/admin/conversations/session/content-gaps/")
     expect(page.get_by_role("table", name="Content gaps")).to_contain_text("And to Svalbard?")
     axe(page, f"on the admin's content gaps ({color_scheme})")
+
+
+def test_the_widget_passes_axe_with_a_person_who_joined_and_replied(new_page, live_server, django_user_model, axe):
+    session = in_db_thread(lambda: session_with_messages([("user", "Can a person help?"), ("assistant", "Sure.")]))
+    staff = in_db_thread(lambda: staff_who_answers(django_user_model))
+    page, widget = open_demo(new_page, live_server)
+    show_in_widget(page, session, f"{live_server.url}/widget/demo/")
+    widget.launcher.click()
+    expect(widget.replies).to_have_count(1)
+    expect(widget.button("Talk to a person")).to_be_visible()
+
+    in_db_thread(lambda: staffing.take_over(session=session, staff=staff))
+    expect(page.get_by_text("Rita Responder joined the conversation")).to_be_visible()
+    in_db_thread(lambda: staffing.reply_as_staff(session=session, staff=staff, text="Hello, Rita here."))
+    expect(page.locator(".cb-by")).to_have_text("Rita Responder")
+    axe(page, "in the widget, with a person's notice and reply")
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_the_admin_transcript_with_the_takeover_controls_and_the_waiting_list_pass_axe(
+    new_page, live_server, django_user_model, color_scheme, axe
+):
+    session = in_db_thread(lambda: session_with_messages([("user", "Can a person help?"), ("assistant", "Sure.")]))
+    in_db_thread(lambda: staffing.ask_for_person(session=session))
+    in_db_thread(lambda: staff_who_answers(django_user_model))
+    page = new_page(color_scheme=color_scheme, bypass_csp=True)  # the admin's CSP refuses axe's inline script
+
+    log_in_to_admin(page, live_server.url, "/admin/conversations/session/", username="responder")
+    expect(page.get_by_text("1 session waiting for a person")).to_be_visible()
+    axe(page, f"on the sessions list with one waiting ({color_scheme})")
+
+    page.goto(f"{live_server.url}/admin/conversations/session/{session.pk}/change/")
+    page.get_by_role("button", name="Take over").click()
+    expect(page.get_by_text("Handled by Rita Responder")).to_be_visible()
+    page.get_by_label("Reply as Rita Responder").fill("Hello, Rita here.")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.get_by_role("region", name="Transcript")).to_contain_text("Hello, Rita here.")
+    axe(page, f"on the admin transcript with the takeover controls ({color_scheme})")
 
 
 # --- The panel as a dialog, with the keyboard ----------------------------------------------
