@@ -222,7 +222,8 @@
   }
 
   // options: apiBase, channel, sessionId, nextBefore, greeting, handoff, handler, onSession, emit.
-  // follow(true) shows each seq of the live feed once; what comes during our turn waits for it.
+  // follow(true) shows each seq of the live feed once; what comes during our turn (until it
+  // is answered, retries included) waits for it.
   class Conversation {
     constructor(root, options) {
       const $ = (selector) => root.querySelector(selector);
@@ -350,6 +351,7 @@
 
     reset() {
       this.epoch++;
+      this.held = null;
       this.setBusy(false);
       this.nextBefore = null;
       this.earlier.hidden = true;
@@ -462,7 +464,7 @@
         else if (event === "error") throw failure(502, data.error, data.session_id);
       };
       this.setBusy(true);
-      this.held = [];
+      this.held ||= [];
       this.clearError();
       this.list.append(typing);
       this.scrollToEnd(true);
@@ -501,7 +503,6 @@
         cancelAnimationFrame(frame);
         typing.remove();
         reply?.remove();
-        this.release();
         if (epoch === this.epoch) return this.failed(turn, problem);
       }
       this.release();
@@ -526,6 +527,7 @@
       if (problem.retryable) return this.showError(describe(problem), () => this.attempt(turn), turn.node);
       // Never accepted as it is: the text goes back to edit.
       turn.node.remove();
+      this.release();
       if (!this.input.value) this.input.value = turn.text;
       this.autosize();
       this.showError(describe(problem));

@@ -236,7 +236,7 @@ def test_on_a_phone_the_keyboard_stays_inside_the_full_screen_panel(new_page, li
     assert focused_name(page) == "Message"
     expect(widget_panel(page)).to_have_attribute("aria-modal", "true")
 
-    every_control = {"New conversation", "Open full page", "Close chat", "Message", "Send"}
+    every_control = {"New conversation", "Talk to a person", "Open full page", "Close chat", "Message", "Send"}
     for key in ("Tab", "Shift+Tab"):
         reached = set()
         for _ in range(2 * len(every_control) + 1):
