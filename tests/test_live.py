@@ -15,7 +15,7 @@ from conversations import staffing
 from conversations.ids import new_public_id
 from conversations.models import Session
 from tests.http import Feed, get, post_json
-from tests.servers import asgi_server
+from tests.servers import asgi_server, dev_server
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -225,3 +225,16 @@ def test_a_script_in_a_message_arrives_as_the_same_text(live_url):
     (message,) = feed.messages(1)
     feed.close()
     assert message["content"] == payload
+
+
+def test_the_development_server_serves_the_feed_too(tmp_path):
+    with dev_server({"CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}, log_path=tmp_path / "runserver.log") as base_url:
+        session_id = new_session(base_url)
+        feed = opened(base_url, f"/api/session/{session_id}/events")
+
+        say(base_url, session_id, "hello from the same process")
+
+        (message,) = feed.messages(1)
+        assert feed.next() == ("comment", "ping", None)
+        feed.close()
+    assert message["content"] == "hello from the same process"
