@@ -149,6 +149,30 @@ def one_run(a: ProductionServer, b: ProductionServer, *, count: int, seconds: in
     }
 
 
+def anchor_run(env: dict, *, count: int, raw: Path) -> dict:
+    """The same feeds held open by ``bench/sse_anchor.py`` under the same uvicorn command:
+    what a stream costs before Django, the database and Redis add theirs."""
+    server = ProductionServer(env=env, workers=1, log_path=raw / "server-live-anchor.log")
+    server.command = server.command.replace("chatbot.asgi:application", "bench.sse_anchor:app")
+    ids_file, out_file = raw / f"live-ids-{count}.txt", raw / "live-anchor.json"
+    (raw / "live-warm-ids.txt").write_text("".join(f"warm-up-{n}\n" for n in range(50)))
+    with server:
+        stop(subscribe(server.port, raw / "live-warm-ids.txt", out_file)[0])
+        time.sleep(1)
+        rss = RssSampler(server.process.pid)
+        before = rss.rss_kib()
+        client, opened, _ = subscribe(server.port, ids_file, out_file)
+        time.sleep(2)
+        during = rss.rss_kib()
+        stop(client)
+    return {
+        "opened": opened,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_open_mib": round(during / 1024, 1),
+        "kib_per_subscriber": round((during - before) / max(1, opened), 1),
+    }
+
+
 def measure(env_for, *, quick: bool, log, raw: Path, database_url: str, redis_url: str) -> dict:
     """Each size on freshly started instances, so one run's memory does not hide the next's."""
     limit = raise_open_file_limit()
@@ -178,6 +202,8 @@ def measure(env_for, *, quick: bool, log, raw: Path, database_url: str, redis_ur
         finally:
             for server in servers.values():
                 server.stop()
+        log(f"live: {count} streams held by the bare ASGI anchor")
+        out["sizes"][count]["anchor"] = anchor_run(env_for(), count=count, raw=raw)
     return out
 
 
@@ -196,6 +222,14 @@ def markdown(results: dict) -> str:
         "lost | doubled | out of order |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    anchor = [
+        "",
+        "The anchor, `bench/sse_anchor.py` (a bare ASGI app holding the same streams open under the same "
+        "uvicorn command; no Django, database or Redis):",
+        "",
+        "| streams | opened | KiB each | RSS before → open (MiB) |",
+        "|---|---|---|---|",
+    ]
     for count, run in live["sizes"].items():
         pg, rd = run["postgres_connections_b"], run["redis"]
         lines.append(
@@ -206,4 +240,9 @@ def markdown(results: dict) -> str:
             f"{run['delivery_max_ms']} | {run['deliveries']} of {run['deliveries_expected']} | {run['lost']} | "
             f"{run['doubled']} | {run['out_of_order']} |"
         )
-    return "\n".join(lines) + "\n"
+        bare = run["anchor"]
+        anchor.append(
+            f"| {count} | {bare['opened']} | {bare['kib_per_subscriber']} | {bare['rss_before_mib']} → "
+            f"{bare['rss_open_mib']} |"
+        )
+    return "\n".join(lines + anchor) + "\n"
