@@ -43,7 +43,7 @@ def opened(base_url: str, path: str, **kwargs) -> Feed:
     return feed
 
 
-def test_it_sends_each_new_message_in_seq_order_with_its_seq_as_the_event_id(live_url):
+def test_it_sends_each_new_message_in_seq_order_with_its_seq_as_the_event_id(live_url, fake_llm):
     session_id = new_session(live_url)
     feed = opened(live_url, f"/api/session/{session_id}/events")
 
@@ -90,10 +90,9 @@ def test_it_resumes_after_the_seq_given_as_after(live_url):
     feed.close()
 
 
-def test_a_reconnect_with_last_event_id_after_the_server_dropped_the_feed_misses_nothing_and_doubles_nothing(
-    fake_openai_server, live_redis
-):
-    env = {"REDIS_URL": live_redis.url, "CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}
+def test_a_reconnect_with_last_event_id_after_the_server_dropped_the_feed_misses_nothing_and_doubles_nothing():
+    # One process, so its in-process hub relays (no REDIS_URL).
+    env = {"REDIS_URL": "", "CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}
     with asgi_server(env) as first_server:
         session_id = new_session(first_server)
         feed = opened(first_server, f"/api/session/{session_id}/events")
@@ -131,8 +130,7 @@ def test_last_event_id_wins_over_after(live_url):
     feed.close()
 
 
-def test_a_turn_being_answered_shows_as_typing_before_its_messages(live_url, fake_openai_server):
-    fake_openai_server.reset()
+def test_a_turn_being_answered_shows_as_typing_before_its_messages(live_url, fake_llm):
     session_id = new_session(live_url)
     feed = opened(live_url, f"/api/session/{session_id}/events")
 
