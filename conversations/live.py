@@ -230,15 +230,21 @@ class RedisHub(LocalHub):
     async def _read(self) -> None:
         """Relay every event the subscriber connection receives to this process's feeds.
         On a Redis failure it retries; redis-py subscribes again when it reconnects."""
+        failing = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("The live feed's Redis connection failed; reconnecting", exc_info=True)
+                if not failing:  # once an outage, not once a retry
+                    logger.warning("The live feeds' Redis connection failed; reconnecting", exc_info=True)
+                failing = True
                 await asyncio.sleep(1)
                 continue
+            if failing:
+                logger.warning("The live feeds' Redis connection is back")
+                failing = False
             if message is None or message.get("type") != "message":
                 continue
             channel = message["channel"].decode()
