@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench import alternatives, load, report, widget
+from bench import alternatives, live, load, report, widget
 from bench.server import REPO, ProductionServer, free_port
 
 RESULTS = REPO / "bench" / "results"
@@ -412,6 +412,13 @@ def visitors_at_once(cfg: Config, env_for, database_url: str) -> dict:
     return visitors.measure(env_for, repeats=cfg.repeats, sizes=sizes, log=log, raw=RAW, database_url=database_url)
 
 
+def live_feed(args, env_for, database_url: str) -> dict:
+    """Item 9: subscribers open on one worker, and delivery across two instances."""
+    return live.measure(
+        env_for, quick=args.quick, log=log, raw=RAW, database_url=database_url, redis_url=args.redis_url
+    )
+
+
 def write_section(args, started: float, name: str, run) -> int:
     """One item alone (``--only``): measured, then written to raw/<item>[-quick].{json,md},
     or for a full retrieval run to retrieval.{json,md} beside latest.*."""
@@ -420,19 +427,23 @@ def write_section(args, started: float, name: str, run) -> int:
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
         # Item 8 needs no Redis.
-        "versions": versions(args.admin_url, redis.Redis.from_url(args.redis_url) if name == "visitors" else None),
+        "versions": versions(
+            args.admin_url, redis.Redis.from_url(args.redis_url) if name in ("visitors", "live") else None
+        ),
         "load_average_at_start": round(load_average(), 2),
     }
     results[name] = run()
     results["load_average_at_end"] = round(load_average(), 2)
     results["duration_s"] = round(time.time() - started, 1)
-    if name == "retrieval" and not args.quick:
-        target = RESULTS / "retrieval"
+    if name in ("retrieval", "live") and not args.quick:
+        target = RESULTS / name
     else:
         target = RAW / (f"{name}-quick" if args.quick and name != "visitors" else name)
     target.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     if name == "visitors":
         markdown = report.visitors_markdown(results[name])
+    elif name == "live":
+        markdown = live.markdown(results)
     else:
         markdown = report.run_header(results) + "\n\n" + report.retrieval_markdown(results[name])
     target.with_suffix(".md").write_text(markdown)
@@ -468,13 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument(
         "--only",
-        choices=["visitors", "retrieval"],
+        choices=["visitors", "retrieval", "live"],
         help="only this section (results go to raw/<section>.{json,md}; a full retrieval run to retrieval.{json,md})",
     )
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config.full()
     RAW.mkdir(parents=True, exist_ok=True)
-    if args.only != "retrieval" and not load.wrk_available():
+    if args.only not in ("retrieval", "live") and not load.wrk_available():
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     started = time.time()
 
@@ -513,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only == "visitors":
         return write_section(args, started, "visitors", lambda: visitors_at_once(cfg, env_for, database_url))
+    if args.only == "live":
+        return write_section(args, started, "live", lambda: live_feed(args, env_for, database_url))
 
     log("seeding histories")
     turn_sessions = seed.create_sessions(cfg.turn_sessions, 50, label="turns")

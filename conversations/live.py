@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.utils.encoders import JSONEncoder  # datetimes as DRF writes them
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,13 @@ def publish(session_pk: int, event: str, data: dict, *, seq: int | None = None) 
     commits (at once outside one). A lost event costs a feed nothing it cannot recover:
     messages are read back from the database by seq, so failures are logged, never
     raised into the request that stored the message."""
-    text = encode(data)
-    transaction.on_commit(partial(_send, session_pk, event, text, seq))
+    send = partial(_send, session_pk, event, encode(data), seq)
+    # Outside a transaction, at once: on_commit would first take a database connection
+    # (to read autocommit), and keep it past the point where the request gave its own back.
+    if connection.in_atomic_block:
+        transaction.on_commit(send)
+    else:
+        send()
 
 
 def publish_message(message) -> None:
@@ -225,15 +230,21 @@ class RedisHub(LocalHub):
     async def _read(self) -> None:
         """Relay every event the subscriber connection receives to this process's feeds.
         On a Redis failure it retries; redis-py subscribes again when it reconnects."""
+        failing = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("The live feed's Redis connection failed; reconnecting", exc_info=True)
+                if not failing:  # once an outage, not once a retry
+                    logger.warning("The live feeds' Redis connection failed; reconnecting", exc_info=True)
+                failing = True
                 await asyncio.sleep(1)
                 continue
+            if failing:
+                logger.warning("The live feeds' Redis connection is back")
+                failing = False
             if message is None or message.get("type") != "message":
                 continue
             channel = message["channel"].decode()

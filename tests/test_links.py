@@ -93,7 +93,11 @@ def test_the_widget_learns_the_allowlist_from_the_api(api, settings):
     response = api.get("/api/widget/config", HTTP_ORIGIN="https://www.example.com")
 
     assert response.status_code == 200
-    assert response.json() == {"success": True, "link_hosts": ["docs.example.com", "www.example.com"]}
+    assert response.json() == {
+        "success": True,
+        "link_hosts": ["docs.example.com", "www.example.com"],
+        "handoff": True,
+    }
     assert response.has_header("Access-Control-Allow-Origin")  # the widget calls it from customers' sites
 
 

@@ -6,18 +6,30 @@ the event id; a reconnect with Last-Event-ID gets what it missed and nothing twi
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from redis import Redis
 
 from conversations import staffing
 from conversations.ids import new_public_id
 from conversations.models import Session
 from tests.http import Feed, get, post_json
-from tests.servers import asgi_server
+from tests.servers import asgi_server, dev_server
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
+
+
+def eventually(condition, *, attempts: int = 100) -> bool:
+    """Whether ``condition`` comes true while the server catches up (a hang-up is seen by
+    the server a moment after the client made it)."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def new_session(base_url: str) -> str:
@@ -43,7 +55,7 @@ def opened(base_url: str, path: str, **kwargs) -> Feed:
     return feed
 
 
-def test_it_sends_each_new_message_in_seq_order_with_its_seq_as_the_event_id(live_url):
+def test_it_sends_each_new_message_in_seq_order_with_its_seq_as_the_event_id(live_url, fake_llm):
     session_id = new_session(live_url)
     feed = opened(live_url, f"/api/session/{session_id}/events")
 
@@ -90,10 +102,9 @@ def test_it_resumes_after_the_seq_given_as_after(live_url):
     feed.close()
 
 
-def test_a_reconnect_with_last_event_id_after_the_server_dropped_the_feed_misses_nothing_and_doubles_nothing(
-    fake_openai_server, live_redis
-):
-    env = {"REDIS_URL": live_redis.url, "CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}
+def test_a_reconnect_with_last_event_id_after_the_server_dropped_the_feed_misses_nothing_and_doubles_nothing():
+    # One process, so its in-process hub relays (no REDIS_URL).
+    env = {"REDIS_URL": "", "CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}
     with asgi_server(env) as first_server:
         session_id = new_session(first_server)
         feed = opened(first_server, f"/api/session/{session_id}/events")
@@ -131,8 +142,7 @@ def test_last_event_id_wins_over_after(live_url):
     feed.close()
 
 
-def test_a_turn_being_answered_shows_as_typing_before_its_messages(live_url, fake_openai_server):
-    fake_openai_server.reset()
+def test_a_turn_being_answered_shows_as_typing_before_its_messages(live_url, fake_llm):
     session_id = new_session(live_url)
     feed = opened(live_url, f"/api/session/{session_id}/events")
 
@@ -169,6 +179,22 @@ def test_a_feed_opened_on_a_taken_over_session_says_who_answers(live_url, live_h
     assert feed.next()[0] == "retry"
     assert feed.next_event() == ("status", {"handled_by": "bo", "waiting": False}, None)
     feed.close()
+
+
+def test_a_sessions_channel_is_subscribed_while_a_feed_is_open_and_dropped_when_the_last_closes(live_url, live_redis):
+    session_id = new_session(live_url)
+    channel = f"chatbot:live:{Session.objects.get(public_id=session_id).pk}"
+    redis = Redis.from_url(live_redis.url)
+
+    def subscribers() -> int:
+        return dict(redis.pubsub_numsub(channel))[channel.encode()]
+
+    feeds = [opened(live_url, f"/api/session/{session_id}/events") for _ in range(3)]
+    assert 1 <= subscribers() <= 2  # one subscriber connection per server process that has a feed
+    for feed in feeds:
+        feed.close()
+
+    assert eventually(lambda: subscribers() == 0)
 
 
 def test_an_idle_feed_sends_heartbeats(live_url):
@@ -225,3 +251,16 @@ def test_a_script_in_a_message_arrives_as_the_same_text(live_url):
     (message,) = feed.messages(1)
     feed.close()
     assert message["content"] == payload
+
+
+def test_the_development_server_serves_the_feed_too(tmp_path):
+    with dev_server({"CHATBOT_LIVE_HEARTBEAT_SECONDS": "0.5"}, log_path=tmp_path / "runserver.log") as base_url:
+        session_id = new_session(base_url)
+        feed = opened(base_url, f"/api/session/{session_id}/events")
+
+        say(base_url, session_id, "hello from the same process")
+
+        (message,) = feed.messages(1)
+        assert feed.next() == ("comment", "ping", None)
+        feed.close()
+    assert message["content"] == "hello from the same process"

@@ -150,8 +150,7 @@ def test_an_empty_staff_reply_is_refused(session, staff):
 
 
 @pytest.mark.usefixtures("transactional_db")
-def test_the_visitors_message_and_the_staff_reply_reach_the_live_feed(live_url, live_hub, fake_openai_server, staff):
-    fake_openai_server.reset()
+def test_the_visitors_message_and_the_staff_reply_reach_the_live_feed(live_url, live_hub, fake_llm, staff):
     status, created, _ = post_json(live_url, "/api/session/create", {"source": "widget"})
     session = Session.objects.get(public_id=created["session_id"])
     staffing.take_over(session=session, staff=staff)
@@ -170,4 +169,4 @@ def test_the_visitors_message_and_the_staff_reply_reach_the_live_feed(live_url, 
         "Hello! <b>Ann</b> here.",
         "Ann Lee",
     )
-    assert fake_openai_server.requests == []
+    assert fake_llm.requests == []
