@@ -138,3 +138,16 @@ def test_a_staff_name_and_live_messages_with_html_stay_text_in_widget_page_and_a
     assert admin.locator(f"#content :is({DANGEROUS})").count() == 0
     page.wait_for_timeout(200)  # any handler that slipped through would have fired
     assert watch.dialogs == []
+
+
+def test_the_full_page_asks_for_a_person_too(new_page, live_server):
+    page = new_page()
+    page.goto(f"{live_server.url}/chat")
+    chat = ChatUI(page)
+    chat.send("Hello", replies_after=1)
+
+    chat.button("Talk to a person").click()
+
+    expect(page.get_by_text("We've told the team")).to_be_visible()
+    session_id = page.evaluate("new URL(location.href).searchParams.get('session')")
+    assert in_db_thread(lambda: Session.objects.get(public_id=session_id).waiting_since) is not None
