@@ -107,6 +107,7 @@
     const marker = (n) => {
       const item = items[n];
       if (!item) return `[${n}]`;
+      // Not by #id: from the widget that would change the host page's address.
       return h("a", { href: "#" + item.id, onclick: (event) => (event.preventDefault(), item.focus()) }, [`[${n}]`]);
     };
     const walk = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
@@ -158,6 +159,7 @@
           if (id) localStorage.setItem(key, id);
           else localStorage.removeItem(key);
         } catch {
+          // memory holds it
         }
       },
     };
@@ -275,7 +277,8 @@
       this.feed = null;
       if (!on || !this.sessionId || this.restoring) return;
       const id = this.sessionId;
-      const feed = (this.feed = new EventSource(`${this.options.apiBase}/api/session/${encodeURIComponent(id)}/events?after=${this.seq || 0}`));
+      const url = `${this.options.apiBase}/api/session/${encodeURIComponent(id)}/events?after=${this.seq || 0}`;
+      const feed = (this.feed = new EventSource(url));
       const listen = (type, handle) =>
         feed.addEventListener(type, (event) => id === this.sessionId && handle(JSON.parse(event.data)));
       listen("message", (m) => (this.held ? this.held.push(m) : this.arrived(m)));
@@ -518,7 +521,7 @@
     failed(turn, problem) {
       if (problem.sessionId) this.setSession(problem.sessionId);
       if (problem.code === "session_not_found" && !turn.fresh) {
-        turn.fresh = true;
+        turn.fresh = true; // the session expired while the page was open
         this.setSession(null);
         return this.attempt(turn);
       }
