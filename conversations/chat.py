@@ -156,15 +156,21 @@ def store_for_staff(turn: Turn) -> TurnResult:
     )
     try:
         (user_message,) = turn.session.append_turn([draft])
-    except IntegrityError:
+    except IntegrityError as conflict:
         # A duplicate of this request stored it a moment ago: answer with that one.
-        replay = turn.client_message_id and stored_turn(
-            session=turn.session, client_message_id=turn.client_message_id, query=turn.query
-        )
-        if not replay:
-            raise
-        return replay
+        return turn_stored_before(turn, conflict)
     return TurnResult(turn.session, user_message, None)
+
+
+def turn_stored_before(turn: Turn, conflict: IntegrityError) -> TurnResult:
+    """The turn a duplicate of ``turn`` stored first, after our write hit its unique
+    client_message_id; an integrity error with no such turn is not ours to explain."""
+    replay = turn.client_message_id and stored_turn(
+        session=turn.session, client_message_id=turn.client_message_id, query=turn.query
+    )
+    if not replay:
+        raise conflict
+    return replay
 
 
 def ground(turn: Turn, *, newest_first: list[tuple] | None = None) -> None:
@@ -366,13 +372,8 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
         )
     except Session.DoesNotExist:
         raise SessionNotFound from None  # erased while the model was answering
-    except IntegrityError:
+    except IntegrityError as conflict:
         # The same client_message_id won a race against us (its reservation had expired
         # and been taken over): answer with its turn.
-        replay = turn.client_message_id and stored_turn(
-            session=turn.session, client_message_id=turn.client_message_id, query=turn.query
-        )
-        if not replay:
-            raise
-        return replay
+        return turn_stored_before(turn, conflict)
     return TurnResult(turn.session, user_message, assistant_message)
