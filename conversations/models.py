@@ -305,11 +305,13 @@ class Message(models.Model):
     # NULL, not "", when absent: the unique constraint must not treat absent ids as equal.
     client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The staff member who wrote it, and their display name as it was then (kept when
-    # the account goes). A staff reply is an assistant message with an author.
+    # the account goes). A staff reply is an assistant message with an author. The
+    # database default keeps writers that do not name the column working (an instance
+    # still on the previous release while this one migrates; the benchmark's COPY).
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_messages"
     )
-    author_name = models.CharField(max_length=150, blank=True)
+    author_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()

@@ -376,3 +376,17 @@ def test_append_turn_on_a_deleted_session_raises_does_not_exist():
 
     with pytest.raises(Session.DoesNotExist):
         session.append_turn(TURN)
+
+
+def test_a_message_written_without_naming_its_author_column_has_no_author_name():
+    # What an instance on the previous release writes while this one migrates.
+    session = Session.objects.create()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Message._meta.db_table} "  # noqa: S608 - the model's own table
+            "(session_id, seq, role, content, metadata, channel, token_count, created_at) "
+            "VALUES (%s, 1, 'user', 'hello', '{}', 'api', 1, %s)",
+            [session.pk, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+
+    assert Message.objects.get(session=session).author_name == ""
