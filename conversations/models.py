@@ -332,6 +332,48 @@ class Message(models.Model):
         return f"#{self.seq} {self.role}: {self.content[:40]}"
 
 
+class Rating(models.IntegerChoices):
+    HELPFUL = 1, "Helpful"
+    NOT_HELPFUL = -1, "Not helpful"
+
+
+class Feedback(models.Model):
+    """A visitor's verdict on one assistant message: one row a message, changed in
+    place when the visitor changes their mind."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        indexes = [models.Index(fields=["updated_at"], name="feedback_updated_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on message {self.message_id}"
+
+
+class DailyUsage(models.Model):
+    """Model tokens spent, a row per session and day: what spend limits and the insight
+    page read back. Kept when the session is purged, so a month's cost stays whole."""
+
+    day = models.DateField()
+    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
+    turns = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [models.UniqueConstraint(fields=["session", "day"], name="usage_session_day_uniq")]
+        indexes = [models.Index(fields=["day"], name="usage_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.prompt_tokens + self.completion_tokens} tokens"
+
+
 class TurnReservationQuerySet(models.QuerySet):
     def claim(self, *, session: Session, client_message_id: str, query_digest: str) -> bool:
         """Reserve ``client_message_id`` in ``session`` for one model call; True if ours.
