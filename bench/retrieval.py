@@ -156,6 +156,8 @@ def product_env(database_url: str) -> dict:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
         "CHATBOT_RATELIMIT_ENABLE": "false",
+        "CHATBOT_DAILY_TOKENS_PER_ADDRESS": "0",
+        "CHATBOT_DAILY_TOKENS_PER_SESSION": "0",
         "CHATBOT_KB_ALLOW_PRIVATE_HOSTS": "true",  # the site is on loopback
         "CHATBOT_KB_MAX_PAGES": "1000",  # the corpus has 536; the default is 500
         "DATABASE_STATEMENT_TIMEOUT_MS": "120000",  # building 100k chunks, not serving

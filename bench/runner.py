@@ -124,6 +124,9 @@ def server_env(
             "CHATBOT_ALLOWED_ORIGINS": allowed_origin,
             "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
             "CHATBOT_RATELIMIT_ENABLE": "false",  # the bench is one client hammering
+            "CHATBOT_DAILY_TOKENS_PER_ADDRESS": "0",  # ...and its upstreams charge nothing
+            "CHATBOT_DAILY_TOKENS_PER_SESSION": "0",
+            "CHATBOT_DAILY_TOKENS_GLOBAL": "0",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
     )

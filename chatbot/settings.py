@@ -281,6 +281,13 @@ CHATBOT_RATELIMIT_WRITE_IP = env_str("CHATBOT_RATELIMIT_WRITE_IP", "60/m")
 CHATBOT_RATELIMIT_WRITE_SESSION = env_str("CHATBOT_RATELIMIT_WRITE_SESSION", "60/m")
 CHATBOT_RATELIMIT_SESSION_CREATE_IP = env_str("CHATBOT_RATELIMIT_SESSION_CREATE_IP", "20/m")
 
+# Spend limits: model tokens (prompt + completion) a day, per UTC day; 0 turns one off.
+# A day's conversation of twenty turns with a full context is about 100,000 tokens.
+# Counted in Redis like the rate limits, and failing open like them (conversations/spend.py).
+CHATBOT_DAILY_TOKENS_PER_ADDRESS = env_int("CHATBOT_DAILY_TOKENS_PER_ADDRESS", 500_000, minimum=0)
+CHATBOT_DAILY_TOKENS_PER_SESSION = env_int("CHATBOT_DAILY_TOKENS_PER_SESSION", 200_000, minimum=0)
+CHATBOT_DAILY_TOKENS_GLOBAL = env_int("CHATBOT_DAILY_TOKENS_GLOBAL", 0, minimum=0)
+
 # What the model sees: the system prompt, then as many of the latest messages as fit.
 CHATBOT_SYSTEM_PROMPT = env_str(
     "CHATBOT_SYSTEM_PROMPT",

@@ -2,12 +2,15 @@
 
 A turn is a pipeline; each step says what it may touch:
 
-1. ``prepare_turn`` (database, no network): find or create the session, reserve the
-   client_message_id so that duplicates never ask the model twice, read the context and
-   the knowledge base's figures for the question (``knowledge.search.question``).
-   Runs in the request's thread, before the response starts. On a session that staff
-   have taken over (``conversations.staffing``) it stores the visitor's message alone
-   (``store_for_staff``) and the turn ends there: no retrieval, no model.
+1. ``prepare_turn`` (database, and one read of the budgets' counters in Redis): find or
+   create the session, reserve the client_message_id so that duplicates never ask the
+   model twice, read the context and the knowledge base's figures for the question
+   (``knowledge.search.question``). Runs in the request's thread, before the response
+   starts. A turn that would ask the model is refused here, leaving nothing written,
+   when a daily token budget it draws on is used up (``conversations.spend``). On a
+   session that staff have taken over (``conversations.staffing``) it stores the
+   visitor's message alone (``store_for_staff``) and the turn ends there: no retrieval,
+   no model.
 2. ``gather_sources`` (the database, on a database thread; the network only for the
    question's embedding when semantic search is on): the knowledge base's passages for
    the query and the visitor's previous question; nothing at all, and no hop to a
@@ -17,8 +20,9 @@ A turn is a pipeline; each step says what it may touch:
    open and no connection held, for however long it takes. When the knowledge base
    holds pages but none answers the question, strict mode answers that it could not
    find it, and the model is not asked.
-4. ``finish_turn`` (database, no network): the user and assistant messages in one short
-   transaction, which also drops the reservation.
+4. ``finish_turn`` (database, and one write to the budgets' counters): the user and
+   assistant messages in one short transaction, which also drops the reservation; then
+   what the model's answer cost is recorded (``conversations.spend``).
 
 ``run_turn`` runs steps 2 to 4 as a coroutine. If the model fails nothing is written
 and the reservation is dropped, so a retry starts from a clean slate. The raised errors
@@ -37,8 +41,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import IntegrityError
 
-from conversations import inflight
-from conversations.exceptions import ClientMessageIdReused, SessionNotFound
+from conversations import inflight, spend
+from conversations.exceptions import ClientMessageIdReused, OverBudget, SessionNotFound
 from conversations.grounding import (
     AnswerStatus,
     citations,
@@ -96,6 +100,8 @@ class Turn:
     query: str
     channel: str
     client_message_id: str | None
+    # The client's address (``ratelimits.client_ip``): whose daily budget the turn spends.
+    address: str = ""
     context: list[dict] = field(default_factory=list)
     # Already stored: answered from the database, the model is not asked.
     replay: TurnResult | None = None
@@ -104,6 +110,8 @@ class Turn:
     # The query analysed against the knowledge base; None when it holds nothing.
     question: Query | None = None
     retrieval: Retrieval = field(default_factory=Retrieval)
+    # What the model was sent; empty when it was not asked.
+    prompt: list[dict] = field(default_factory=list)
 
     @property
     def owns_reservation(self) -> bool:
@@ -114,13 +122,18 @@ def query_digest(query: str) -> str:
     return hashlib.sha256(query.encode()).hexdigest()
 
 
-def prepare_turn(*, session_id: str | None, user, query: str, channel: str, client_message_id: str | None) -> Turn:
+def prepare_turn(
+    *, session_id: str | None, user, query: str, channel: str, client_message_id: str | None, address: str
+) -> Turn:
     """Resolve the session and prepare what the model will see (database only).
 
     Without ``session_id`` a session is created now, before the model is asked, so an
-    error can name it and the client's retry continues the same conversation.
+    error can name it and the client's retry continues the same conversation. ``address``
+    is the client's, whose daily budget the turn spends.
     """
     if session_id is None:
+        # Before the session is made, so that a refused turn leaves nothing behind.
+        spend.ensure_within_budgets(address=address, session_pk=None)
         session = Session.objects.create(source=channel, owner=user if user.is_authenticated else None)
         history = []  # a new session has none to read
     else:
@@ -128,15 +141,29 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
         history = None  # read below, when the turn is ours to answer
         if session is None:
             raise SessionNotFound
-    turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
+    turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id, address=address)
     if session.is_with_staff:
         turn.replay = store_for_staff(turn)
         return turn
     if client_message_id:
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
+        if session_id is not None:
+            ensure_within_budgets(turn)
         ground(turn, newest_first=history)
     return turn
+
+
+def ensure_within_budgets(turn: Turn) -> None:
+    """Refuse a turn that is ours to answer once a budget it draws on is used up. Checked
+    after the reservation, so that a duplicate of a stored turn is still answered from
+    the database; the reservation is dropped again, so the refusal leaves nothing."""
+    try:
+        spend.ensure_within_budgets(address=turn.address, session_pk=turn.session.pk)
+    except OverBudget:
+        if turn.owns_reservation:
+            release_reservation(turn=turn)
+        raise
 
 
 def store_for_staff(turn: Turn) -> TurnResult:
@@ -286,6 +313,7 @@ async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply
     else:
         messages = turn.context if retrieval.empty else grounded_messages(turn.context, retrieval.passages)
         model = chat_model()
+        turn.prompt = messages
         if on_delta is None:
             reply = await model.complete(messages, sources=retrieval.passages)
         else:
@@ -346,6 +374,7 @@ def reconsider(*, turn: Turn) -> None:
     turn.answered_elsewhere = False
     reserve(turn)
     if turn.owns_reservation:
+        ensure_within_budgets(turn)
         ground(turn)
 
 
@@ -354,7 +383,8 @@ def release_reservation(*, turn: Turn) -> None:
 
 
 def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
-    """Store the query and the reply as one consecutive pair, or neither."""
+    """Store the query and the reply as one consecutive pair, or neither; then, right
+    after that transaction, record what asking the model cost."""
     metadata = {**reply.metadata, "citations": reply.citations}
     drafts = [
         MessageDraft(
@@ -374,6 +404,17 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
         raise SessionNotFound from None  # erased while the model was answering
     except IntegrityError as conflict:
         # The same client_message_id won a race against us (its reservation had expired
-        # and been taken over): answer with its turn.
-        return turn_stored_before(turn, conflict)
-    return TurnResult(turn.session, user_message, assistant_message)
+        # and been taken over): answer with its turn. Ours cost tokens all the same.
+        result = turn_stored_before(turn, conflict)
+    else:
+        result = TurnResult(turn.session, user_message, assistant_message)
+    record_spend(turn, reply)
+    return result
+
+
+def record_spend(turn: Turn, reply: Reply) -> None:
+    """Count the tokens of a reply a paid model wrote: not strict mode's no-answer (no
+    model was asked), nor the offline responder's (it costs nothing)."""
+    if turn.prompt and not reply.metadata.get("offline"):
+        usage = spend.reply_usage(prompt=turn.prompt, reply=reply)
+        spend.record_spend(address=turn.address, session=turn.session, usage=usage)

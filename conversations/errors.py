@@ -28,6 +28,7 @@ from conversations.exceptions import (
     ConversationError,
     HandoffDisabled,
     MessageTooLong,
+    OverBudget,
     SessionNotFound,
     StaffOnly,
 )
@@ -100,6 +101,16 @@ def api_error_for(error: BaseException, *, session_id: str | None = None) -> Api
             retryable=True,
             retry_after=error.retry_after,
             extra={"session_id": error.session_id or session_id} if (error.session_id or session_id) else {},
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    if isinstance(error, OverBudget):
+        return ApiError(
+            429,
+            "budget_exhausted",
+            error.message,
+            retryable=True,
+            retry_after=error.retry_after,
+            extra={"budget": error.budget},
             headers={"Retry-After": str(error.retry_after)},
         )
     if isinstance(error, ModelError):

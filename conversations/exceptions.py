@@ -56,3 +56,20 @@ class HandoffDisabled(ConversationError):
     """The site does not offer a person (CHATBOT_HANDOFF_ENABLED is off)."""
 
     message = "Talking to a person is not available here."
+
+
+class OverBudget(ConversationError):
+    """A daily token budget this turn draws on is used up (``conversations.spend``);
+    nothing was written. ``budget`` names which one; ``retry_after`` is the seconds until
+    it starts afresh (the next UTC midnight)."""
+
+    MESSAGES = {
+        "session": "This conversation has used up today's allowance. It can continue after midnight UTC.",
+        "address": "You have used up today's allowance. Try again after midnight UTC.",
+        "global": "The assistant has used up today's allowance for this site. Try again after midnight UTC.",
+    }
+
+    def __init__(self, *, budget: str, retry_after: int):
+        super().__init__(self.MESSAGES[budget])
+        self.budget = budget
+        self.retry_after = retry_after

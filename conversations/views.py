@@ -283,6 +283,12 @@ class ChatView(APIView):
             404: NOT_FOUND,
             409: OpenApiResponse(description="The client_message_id was used for a different message."),
             413: OpenApiResponse(description="The query is too long."),
+            429: OpenApiResponse(
+                description=(
+                    "rate_limited, or budget_exhausted: a daily token budget (`budget`: session, address or "
+                    "global) is used up. Nothing was saved; Retry-After says when to retry."
+                )
+            ),
             502: OpenApiResponse(description="The model failed; nothing was saved; retry."),
             503: OpenApiResponse(description="Busy: nothing was saved; retry after Retry-After seconds."),
             504: OpenApiResponse(description="The model timed out; nothing was saved; retry."),
@@ -302,6 +308,7 @@ class ChatView(APIView):
                 query=data["query"],
                 channel=data["channel"],
                 client_message_id=data.get("client_message_id"),
+                address=ratelimits.client_ip(request),
             )
         except BaseException:
             admission.release()
