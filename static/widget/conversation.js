@@ -3,6 +3,7 @@
   "use strict";
   const NS = (window.Chatbot = window.Chatbot || {});
   if (NS.Conversation) return;
+  const gettext = NS.gettext || ((text) => text); // i18n stub: replaced on merge
 
   // The markdown subset of widget/markdown.py; links and invisibles as conversations/display.py.
   const FENCE = /^\s*```/;
@@ -213,6 +214,9 @@
 
   function describe(problem) {
     if (problem.status === 0) return "We couldn't reach the assistant. Check your connection and try again.";
+    if (problem.code === "budget_exhausted") {
+      return gettext("You've reached today's limit for this chat. Please come back tomorrow.");
+    }
     if (problem.status === 429) {
       const wait = parseInt(problem.retryAfter, 10);
       if (wait > 0) return `You're sending messages too quickly. Try again in ${wait} seconds.`;
