@@ -265,7 +265,9 @@ def test_concurrent_first_turns_of_the_day_make_one_row_and_lose_no_increment(on
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_a_budget_spent_through_one_instance_is_refused_by_another(production_instances, fake_openai_server):
+def test_a_budget_spent_through_one_instance_is_refused_by_another_and_fails_open_without_redis(
+    production_instances, redis_server, fake_openai_server
+):
     fake_openai_server.reset()
     model = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai_server.base_url, "CHAT_MODEL": "fake-model"}
     a, b = production_instances(
@@ -299,3 +301,10 @@ def test_a_budget_spent_through_one_instance_is_refused_by_another(production_in
     assert refused["budget"] == "address"
     assert len(fake_openai_server.requests) == 3
     assert sum(DailyUsage.objects.values_list("turns", flat=True)) == 3
+
+    # With the shared counters gone, both instances answer rather than refuse.
+    redis_server.stop()
+    for instance in (a, b):
+        status, answered, _ = post_json(instance, "/api/chat", {"query": "unchecked", "session_id": session_id})
+        assert status == 200, answered
+    assert sum(DailyUsage.objects.values_list("turns", flat=True)) == 5  # and still recorded
