@@ -125,7 +125,8 @@ def query_digest(query: str) -> str:
 def prepare_turn(
     *, session_id: str | None, user, query: str, channel: str, client_message_id: str | None, address: str
 ) -> Turn:
-    """Resolve the session and prepare what the model will see (database only).
+    """Resolve the session and prepare what the model will see (database, and a read of
+    the budgets' counters).
 
     Without ``session_id`` a session is created now, before the model is asked, so an
     error can name it and the client's retry continues the same conversation. ``address``
@@ -148,7 +149,7 @@ def prepare_turn(
     if client_message_id:
         reserve(turn)
     if turn.owns_reservation or not client_message_id:
-        if session_id is not None:
+        if session_id is not None:  # a new session's turn was checked before it was made
             ensure_within_budgets(turn)
         ground(turn, newest_first=history)
     return turn
