@@ -15,7 +15,7 @@ def check_shared_rate_limits(app_configs, **kwargs):
         return []
     return [
         Warning(
-            "REDIS_URL is not set: each server process counts rate limits on its own.",
+            "REDIS_URL is not set: each server process counts rate limits and spend limits on its own.",
             hint="Set REDIS_URL (e.g. redis://redis.internal:6379/0) so that every instance shares one count.",
             id="conversations.W001",
         )
