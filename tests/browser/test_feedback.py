@@ -137,3 +137,17 @@ def test_an_answer_given_on_the_full_page_is_rated_with_the_mouse_and_shown_in_t
     widget.button("Helpful").click()
     assert_pressed(widget, True, False)
     assert in_db_thread(lambda: stored_feedback(session_id)) == [(Rating.HELPFUL, "")]
+
+
+def test_the_buttons_and_the_comment_field_pass_axe(new_page, live_server, axe):
+    session_id = in_db_thread(
+        lambda: session_with_messages([("user", "Which tent?"), ("assistant", "The Ridge 2.")], source="page").public_id
+    )
+    page = new_page(bypass_csp=True)
+    page.goto(f"{live_server.url}/chat?session={session_id}")
+    chat = ChatUI(page)
+
+    chat.button("Not helpful").click()
+    expect(page.get_by_role("textbox", name="What was wrong? (optional)")).to_be_visible()
+
+    axe(page, "on /chat with an answer rated not helpful")
