@@ -3,6 +3,9 @@ answers, changes their mind or takes it back; the messages page shows it."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -221,3 +224,13 @@ def test_the_schema_documents_the_endpoint(api):
     assert {"200", "400", "404", "429"} <= set(operation["responses"])
     message = schema["components"]["schemas"]["Message"]
     assert "feedback" in message["properties"]
+
+
+def test_the_chat_page_names_each_answer_and_its_rating_for_the_buttons(client, api, session, answer):
+    _, second = talked(session, (Role.USER, "And to Sweden?"), (Role.ASSISTANT, "Also."))
+    rate(api, session.public_id, answer, {"rating": "down", "comment": "Vague"})
+
+    html = client.get(f"/chat?session={session.public_id}").content.decode()
+
+    data = re.search(r'<script id="cb-answers" type="application/json">(.*?)</script>', html).group(1)
+    assert json.loads(data) == {"2": {"id": answer, "rating": "down"}, "4": {"id": second, "rating": None}}
