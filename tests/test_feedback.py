@@ -9,6 +9,7 @@ import re
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from conversations.models import Feedback, MessageDraft, Rating, Role, Session
 from conversations.staffing import reply_as_staff
@@ -183,8 +184,9 @@ def test_every_message_that_is_not_this_sessions_answer_gets_the_unknown_session
         (session.public_id, 2**70),  # past any id a database can hold
         (session.public_id, "abc"),  # not a message id at all
     ]
+    browser_like = APIClient(enforce_csrf_checks=True)  # a POST no route matches must not meet CSRF's 403
     for session_id, message_id in probes:
-        response = rate(api, session_id, message_id, {"rating": "down"})
+        response = rate(browser_like, session_id, message_id, {"rating": "down"})
         assert response.status_code == 404, (session_id, message_id)
         assert response.json() == expected, (session_id, message_id)
     assert not Feedback.objects.exists()
