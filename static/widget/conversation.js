@@ -144,8 +144,7 @@
       bubble,
     ]);
   }
-  // Under each of the bot's answers (not a person's reply, not one still streaming): the
-  // visitor's verdict, pressed as the server has it. Conversation.rate sends a change.
+  // Under the bot's answers (not a person's, not while streaming), pressed as stored.
   const THUMB = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.3a2 2 0 0 0 2-1.7l1.4-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
   function rateBar(id, rating) {
     const button = (value, label) =>
@@ -270,7 +269,7 @@
       this.handler = options.handler;
       root.querySelectorAll("[data-seq]").forEach((node) => {
         this.saw(+node.dataset.seq);
-        const answer = options.answers?.[node.dataset.seq]; // the page's server-rendered transcript
+        const answer = options.answers?.[node.dataset.seq]; // /chat's server-rendered answers
         if (answer) node.append(rateBar(answer.id, answer.rating));
       });
       this.epoch = 0; // answers for a conversation left behind are dropped
@@ -358,7 +357,7 @@
       this.note("We've told the team. A person will join this conversation soon.");
     }
 
-    // Pressing the pressed button again withdraws the verdict; "Not helpful" asks why.
+    // Pressed again: withdrawn. "Not helpful" asks why.
     async rate(bar, rating, comment = "") {
       const path = `/api/session/${encodeURIComponent(this.sessionId)}/messages/${bar.dataset.id}/feedback`;
       const response = await fetch(this.options.apiBase + path, {
