@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from conversations.feeds import messages_after
 from conversations.models import Feedback, MessageDraft, Rating, Role, Session
 from conversations.staffing import reply_as_staff
 from tests.http import assert_error
@@ -236,3 +237,13 @@ def test_the_chat_page_names_each_answer_and_its_rating_for_the_buttons(client, 
 
     data = re.search(r'<script id="cb-answers" type="application/json">(.*?)</script>', html).group(1)
     assert json.loads(data) == {"2": {"id": answer, "rating": "down"}, "4": {"id": second, "rating": None}}
+
+
+def test_the_live_feed_catching_up_sends_each_answers_feedback(api, session, answer, django_assert_num_queries):
+    rate(api, session.public_id, answer, {"rating": "up"})
+
+    with django_assert_num_queries(1):
+        events = messages_after(session_pk=session.pk, after=0)
+
+    sent = [json.loads(event.frame.split(b"data: ", 1)[1]) for event in events]
+    assert [(m["role"], (m["feedback"] or {}).get("rating")) for m in sent] == [("user", None), ("assistant", "up")]

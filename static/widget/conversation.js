@@ -383,6 +383,7 @@
         );
       }
       if (hadFocus) bar.lastChild.focus();
+      this.scrollToEnd();
     }
 
     setSession(id) {
