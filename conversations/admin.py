@@ -12,6 +12,8 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from conversations import staffing
@@ -19,7 +21,7 @@ from conversations.display import link_host, link_hosts, visible
 from conversations.errors import api_error_for
 from conversations.exceptions import ConversationError
 from conversations.grounding import AnswerStatus
-from conversations.models import Message, Role, Session, display_name
+from conversations.models import Feedback, Message, Rating, Role, Session, display_name
 from widget.headers import content_security_policy
 
 # A session can hold thousands of messages; the page shows the latest this many.
@@ -91,6 +93,60 @@ class WaitingFilter(admin.SimpleListFilter):
         return queryset
 
 
+class FeedbackFilter(admin.SimpleListFilter):
+    """Sessions whose visitor rated an answer down (what to read first) or up."""
+
+    title = "feedback"
+    parameter_name = "feedback"
+    RATINGS = {"negative": Rating.NOT_HELPFUL, "positive": Rating.HELPFUL}
+
+    def lookups(self, request, model_admin):
+        return [("negative", "Has negative feedback"), ("positive", "Has positive feedback")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self.RATINGS:
+            return queryset
+        rated = Feedback.objects.filter(message__session=OuterRef("pk"), rating=self.RATINGS[self.value()])
+        return queryset.filter(Exists(rated))
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """Visitors' verdicts on the bot's answers, newest first, each linked to its place in
+    the transcript. A record of what visitors said: read here, never edited."""
+
+    list_display = ["updated_at", "shown_rating", "shown_comment", "answer"]
+    list_display_links = None
+    list_filter = ["rating", "updated_at"]
+    list_select_related = ["message__session"]
+    search_fields = ["comment"]
+    ordering = ["-updated_at", "-pk"]
+
+    @admin.display(description="rating", ordering="rating")
+    def shown_rating(self, feedback: Feedback) -> str:
+        return f"{'👍' if feedback.rating == Rating.HELPFUL else '👎'} {feedback.get_rating_display()}"
+
+    @admin.display(description="comment")
+    def shown_comment(self, feedback: Feedback) -> str:
+        return visible(feedback.comment)
+
+    @admin.display(description="answer")
+    def answer(self, feedback: Feedback) -> str:
+        message = feedback.message
+        transcript = reverse("admin:conversations_session_change", args=[message.session_id])
+        excerpt = Truncator(" ".join(visible(message.content).split())).chars(80)
+        return format_html('<a href="{}#msg-{}">{}</a>', transcript, message.seq, excerpt)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SessionMessagesSearch(admin.ModelAdmin):
     """Search by session id, title, or the text of any message in the session."""
 
@@ -114,6 +170,7 @@ class SessionAdmin(SessionMessagesSearch):
         WaitingFilter,
         "source",
         NoAnswerFilter,
+        FeedbackFilter,
         "created_at",
         "last_activity_at",
         ("owner", admin.RelatedOnlyFieldListFilter),

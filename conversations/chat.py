@@ -279,7 +279,7 @@ def stored_turn(*, session: Session, client_message_id: str, query: str) -> Turn
         raise ClientMessageIdReused
     if user_message.metadata.get("answer_status") == AnswerStatus.WITH_STAFF:
         return TurnResult(session, user_message, None, replayed=True)
-    assistant_message = Message.objects.get(session=session, seq=user_message.seq + 1)
+    assistant_message = Message.objects.select_related("feedback").get(session=session, seq=user_message.seq + 1)
     return TurnResult(session, user_message, assistant_message, replayed=True)
 
 

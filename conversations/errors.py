@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -181,9 +182,10 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
+@csrf_exempt  # a POST gets this 404 too, not an HTML 403 for a form it never had
 def session_not_found(request, *args, **kwargs):
-    """For session URLs no route matches (an id with a slash in it): the very bytes
-    the API answers for any other id that is not there."""
+    """For session URLs no route matches (an id with a slash in it, a message id that
+    is not a number): the very bytes the API answers for any other id that is not there."""
     body = json.dumps(ApiError.session_not_found().body(), separators=(",", ":"))
     return HttpResponse(body, status=404, content_type="application/json")
 

@@ -36,7 +36,8 @@ def messages_after(*, session_pk: int, after: int) -> list[Event]:
     """The session's messages with a seq above ``after``, as feed events (database)."""
     events: list[Event] = []
     while True:
-        batch = list(Message.objects.filter(session_id=session_pk, seq__gt=after).order_by("seq")[:READ_BATCH])
+        newer = Message.objects.filter(session_id=session_pk, seq__gt=after).select_related("feedback")
+        batch = list(newer.order_by("seq")[:READ_BATCH])
         events += [Event.of("message", message_data(message), message.seq) for message in batch]
         if len(batch) < READ_BATCH:
             return events

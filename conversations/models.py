@@ -287,9 +287,15 @@ class MessageQuerySet(models.QuerySet):
         """Up to ``limit`` messages older than ``before_seq``, oldest first, and whether
         older ones remain. Keyset paging: constant cost however long the session is."""
         queryset = self if before_seq is None else self.filter(seq__lt=before_seq)
-        rows = list(queryset.latest_first(limit + 1))
+        # Feedback joined: a page shows each answer's, in the same one query.
+        rows = list(queryset.select_related("feedback").latest_first(limit + 1))
         has_more = len(rows) > limit
         return rows[:limit][::-1], has_more
+
+    def answers(self):
+        """The bot's answers: the assistant messages no staff member wrote, which are
+        what a visitor rates (``conversations.feedback``)."""
+        return self.filter(role=Role.ASSISTANT, author_name="")
 
 
 class Message(models.Model):
@@ -330,6 +336,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.content[:40]}"
+
+    def known_feedback(self) -> Feedback | None:
+        """The visitor's feedback as it was read with this message, never a query of its
+        own: readers of messages join it (``select_related("feedback")``, as
+        ``page_before`` does), and a message read without it has just been written, so
+        it has none. This keeps a page, a feed and a chat turn at their query counts."""
+        if not Message.feedback.is_cached(self):
+            return None
+        return getattr(self, "feedback", None)
 
 
 class Rating(models.IntegerChoices):

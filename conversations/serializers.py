@@ -15,8 +15,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.exceptions import MessageTooLong
+from conversations.feedback import COMMENT_MAX_CHARS
 from conversations.grounding import AnswerStatus
-from conversations.models import Channel, Message, Role, Session
+from conversations.models import Channel, Feedback, Message, Rating, Role, Session
+
+# How the API names a rating: words, not the stored +1/-1.
+RATING_NAMES = {Rating.HELPFUL: "up", Rating.NOT_HELPFUL: "down"}
+RATINGS = {name: rating for rating, name in RATING_NAMES.items()}
 
 
 def check_storable_text(value: str) -> str:
@@ -100,18 +105,56 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
+class FeedbackSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=list(RATINGS), help_text="up: helpful; down: not helpful.")
+    comment = serializers.CharField(allow_blank=True, help_text="What the visitor added, if anything.")
+    updated_at = serializers.DateTimeField()
+
+
 class MessageSerializer(serializers.ModelSerializer):
     author_name = serializers.SerializerMethodField(
         help_text="The staff member who wrote it (an assistant message); null for the visitor's and the bot's."
     )
+    feedback = serializers.SerializerMethodField(
+        help_text="The visitor's feedback on a bot's answer; null when there is none (and on every other message)."
+    )
 
     class Meta:
         model = Message
-        fields = ["id", "seq", "role", "content", "metadata", "channel", "author_name", "created_at"]
+        fields = ["id", "seq", "role", "content", "metadata", "channel", "author_name", "feedback", "created_at"]
         read_only_fields = fields
 
     def get_author_name(self, message) -> str | None:
         return message.author_name or None
+
+    @extend_schema_field(FeedbackSerializer(allow_null=True))
+    def get_feedback(self, message) -> dict | None:
+        return feedback_data(message.known_feedback())
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(
+        choices=list(RATINGS), allow_null=True, help_text="up (helpful), down (not helpful), or null to withdraw it."
+    )
+    comment = StorableTextField(
+        max_length=COMMENT_MAX_CHARS,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Optional; replaces the earlier comment (absent: none).",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if data["rating"] is None and data["comment"]:
+            raise serializers.ValidationError({"comment": ["A comment needs a rating."]})
+        return data
+
+
+class FeedbackGivenSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    session_id = serializers.CharField()
+    message_id = serializers.IntegerField()
+    feedback = FeedbackSerializer(allow_null=True, help_text="As stored now; null once withdrawn.")
 
 
 class LiveStatusSerializer(serializers.Serializer):
@@ -271,6 +314,12 @@ class ChatResponseSerializer(serializers.Serializer):
 # and the schema-conformance fuzz test (tests/test_fuzz.py) holds the two together.
 
 
+def feedback_data(feedback: Feedback | None) -> dict | None:
+    if feedback is None:
+        return None
+    return {"rating": RATING_NAMES[feedback.rating], "comment": feedback.comment, "updated_at": feedback.updated_at}
+
+
 def message_data(message: Message) -> dict:
     return {
         "id": message.pk,
@@ -280,6 +329,7 @@ def message_data(message: Message) -> dict:
         "metadata": message.metadata,
         "channel": message.channel,
         "author_name": message.author_name or None,
+        "feedback": feedback_data(message.known_feedback()),
         "created_at": message.created_at,
     }
 

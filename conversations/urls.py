@@ -18,6 +18,11 @@ router.register("sessions", views.SessionViewSet, basename="session")
 urlpatterns = [
     path("session/create", views.SessionCreateView.as_view(), name="guide-session-create"),
     path("session/<str:session_id>/messages", views.SessionMessagesView.as_view(), name="guide-session-messages"),
+    path(
+        "session/<str:session_id>/messages/<int:message_id>/feedback",
+        views.MessageFeedbackView.as_view(),
+        name="message-feedback",
+    ),
     path("session/<str:session_id>/handoff", views.SessionHandoffView.as_view(), name="session-handoff"),
     path("session/<str:session_id>/events", views.SessionEventsView.as_view(), name="session-events"),
     path("chat", views.ChatView.as_view(), name="chat"),

@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, feeds, inflight, live, ratelimits, staffing, streaming
+from conversations import chat, feedback, feeds, inflight, live, ratelimits, staffing, streaming
 from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
@@ -33,8 +33,11 @@ from conversations.llm import ModelError
 from conversations.models import MessageDraft, Session
 from conversations.permissions import can_write_role
 from conversations.serializers import (
+    RATINGS,
     ChatRequestSerializer,
     ChatResponseSerializer,
+    FeedbackGivenSerializer,
+    FeedbackRequestSerializer,
     FeedQuerySerializer,
     HandoffSerializer,
     MessageCreatedSerializer,
@@ -48,6 +51,7 @@ from conversations.serializers import (
     SessionUpdateSerializer,
     WidgetConfigSerializer,
     chat_turn_data,
+    feedback_data,
     message_data,
     message_page_data,
 )
@@ -173,6 +177,29 @@ class SessionHandoffView(APIView):
         ratelimits.limit_message_write(request, session_id=session.public_id)
         session = staffing.ask_for_person(session=session)
         return Response({"success": True, "session_id": session.public_id, "status": session.live_status()})
+
+
+class MessageFeedbackView(APIView):
+    """POST /api/session/<id>/messages/<message id>/feedback — the visitor rates one of
+    the bot's answers, changes the rating, or withdraws it with ``"rating": null``
+    (``conversations.feedback``). Any message that is not one of this session's answers
+    gets the unknown session's 404."""
+
+    @extend_schema(request=FeedbackRequestSerializer, responses={200: FeedbackGivenSerializer, 404: NOT_FOUND})
+    def post(self, request, session_id, message_id):
+        session = readable_session(request, session_id)
+        ratelimits.limit_message_write(request, session_id=session.public_id)
+        incoming = FeedbackRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        rating, comment = incoming.validated_data["rating"], incoming.validated_data["comment"]
+        message = feedback.rateable_answer(session=session, message_id=message_id)
+        if rating is None:
+            feedback.withdraw_feedback(message=message)
+            stored = None
+        else:
+            stored = feedback.give_feedback(message=message, rating=RATINGS[rating], comment=comment)
+        body = {"success": True, "session_id": session.public_id, "message_id": message.pk}
+        return Response({**body, "feedback": feedback_data(stored)})
 
 
 class RecentActivityPagination(CursorPagination):

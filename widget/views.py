@@ -14,7 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from conversations.display import link_hosts, visible
-from conversations.models import Role, Session
+from conversations.models import Message, Role, Session
+from conversations.serializers import RATING_NAMES
 from widget.headers import page_headers
 from widget.markdown import render_markdown
 
@@ -47,6 +48,7 @@ def chat_page(request):
         "not_found": bool(requested) and session is None,
         "messages": [shown(message, hosts) for message in messages if message.role != Role.SYSTEM],
         "next_before": messages[0].seq if has_more else "",
+        "answers": rated_answers(messages),
         "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
         "link_hosts": json.dumps(sorted(hosts)),
     }
@@ -64,6 +66,18 @@ def shown(message, hosts: frozenset[str]) -> dict:
         "content": visible(message.content),
         "html": render_markdown(message.content, hosts=hosts) if reply else None,
         "citations": message.metadata.get("citations") if reply else None,
+    }
+
+
+def rated_answers(messages: list[Message]) -> dict:
+    """The bot's answers on the page by seq, with their ids and the visitor's rating:
+    conversation.js puts the feedback buttons under them, pressed as stored, as it does
+    under an answer it fetches itself."""
+    return {
+        message.seq: {"id": message.pk, "rating": RATING_NAMES[feedback.rating] if feedback else None}
+        for message in messages
+        if message.role == Role.ASSISTANT and not message.author_name
+        for feedback in [message.known_feedback()]
     }
 
 

@@ -28,6 +28,15 @@
     node.append(...children);
     return node;
   };
+  const SVG = "http://www.w3.org/2000/svg";
+  function icon(path) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.append(document.createElementNS(SVG, "path"));
+    svg.firstChild.setAttribute("d", path);
+    return svg;
+  }
   const isNumber = (marker) => /[0-9]/.test(marker[0]);
   const isParagraphLine = (line) => !!line.trim() && ![FENCE, LIST_ITEM, HEADING].some((re) => re.test(line));
   const link = (url) => h("a", { href: url, target: "_blank", rel: "noopener noreferrer" });
@@ -135,7 +144,27 @@
       bubble,
     ]);
   }
-  const shownNode = (m) => messageNode(m.role, m.content, "", m.metadata?.citations, m.author_name);
+  // Under the bot's answers (not a person's, not while streaming), pressed as stored.
+  const THUMB = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.3a2 2 0 0 0 2-1.7l1.4-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
+  function rateBar(id, rating) {
+    const button = (value, label) =>
+      h("button", { type: "button", className: "cb-" + value, value, title: label, ariaLabel: label }, [icon(THUMB)]);
+    const bar = h("div", { className: "cb-rate", role: "group", ariaLabel: gettext("Rate this answer") }, [
+      button("up", gettext("Helpful")),
+      button("down", gettext("Not helpful")),
+    ]);
+    bar.dataset.id = id;
+    return pressed(bar, rating);
+  }
+  const pressed = (bar, rating) => {
+    for (const button of bar.children) button.ariaPressed = String(button.value === rating);
+    return bar;
+  };
+  const shownNode = (m) => {
+    const node = messageNode(m.role, m.content, "", m.metadata?.citations, m.author_name);
+    if (m.role === "assistant" && !m.author_name) node.append(rateBar(m.id, m.feedback?.rating));
+    return node;
+  };
 
   const typingNode = () =>
     h("div", { className: "cb-msg cb-msg-assistant cb-typing" }, [
@@ -241,7 +270,11 @@
       this.typing = typingNode();
       this.held = null;
       this.handler = options.handler;
-      root.querySelectorAll("[data-seq]").forEach((node) => this.saw(+node.dataset.seq));
+      root.querySelectorAll("[data-seq]").forEach((node) => {
+        this.saw(+node.dataset.seq);
+        const answer = options.answers?.[node.dataset.seq]; // /chat's server-rendered answers
+        if (answer) node.append(rateBar(answer.id, answer.rating));
+      });
       this.epoch = 0; // answers for a conversation left behind are dropped
       this.scroller = $(".cb-scroll");
       this.earlier = $(".cb-earlier");
@@ -261,6 +294,14 @@
       });
       this.input.addEventListener("input", () => this.autosize());
       this.earlier.addEventListener("click", () => this.loadEarlier());
+      this.list.addEventListener("click", (event) => {
+        const button = event.target.closest(".cb-rate button");
+        if (button) this.rate(button.parentNode, button.ariaPressed === "true" ? null : button.value);
+      });
+      this.list.addEventListener("submit", (event) => {
+        event.preventDefault();
+        this.rate(event.target.previousSibling, "down", event.target.elements[0].value);
+      });
       this.earlier.hidden = !this.nextBefore;
       const person = $(".cb-person");
       if (person) {
@@ -317,6 +358,35 @@
       }).catch(() => failure(0));
       if (!response.ok) return this.showError(describe(response.failed ? response : await failureFrom(response)));
       this.note("We've told the team. A person will join this conversation soon.");
+    }
+
+    // Pressed again: withdrawn. "Not helpful" asks why.
+    async rate(bar, rating, comment = "") {
+      const path = `/api/session/${encodeURIComponent(this.sessionId)}/messages/${bar.dataset.id}/feedback`;
+      const response = await fetch(this.options.apiBase + path, {
+        method: "POST",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ rating, comment }),
+      }).catch(() => failure(0));
+      if (!response.ok) return this.showError(describe(response.failed ? response : await failureFrom(response)));
+      pressed(bar, rating);
+      const after = bar.nextSibling;
+      const hadFocus = after?.matches(":focus-within");
+      after?.remove();
+      if (comment) bar.after(h("p", { className: "cb-thanks", role: "status" }, [gettext("Thanks for your feedback.")]));
+      else if (rating === "down") {
+        const why = gettext("What was wrong? (optional)");
+        bar.after(
+          h("form", { className: "cb-why" }, [
+            h("input", { maxLength: 1000, ariaLabel: why, placeholder: why }),
+            h("button", {}, [gettext("Send feedback")]),
+          ]),
+        );
+      }
+      if (hadFocus) bar.lastChild.focus();
+      this.scrollToEnd();
     }
 
     setSession(id) {
@@ -574,5 +644,5 @@
     }
   }
 
-  Object.assign(NS, { Conversation, renderMarkdown, cite, sessionStore, h });
+  Object.assign(NS, { Conversation, renderMarkdown, cite, sessionStore, h, icon });
 })();

@@ -48,6 +48,7 @@
     channel: "page",
     sessionId: data.sessionId || null,
     nextBefore: Number(data.nextBefore) || null,
+    answers: JSON.parse(document.getElementById("cb-answers").textContent),
     greeting: data.greeting,
     // Who answered when the page was rendered: a change the live feed reports is announced.
     handler: data.handledBy == null ? undefined : data.handledBy || null,

@@ -34,15 +34,7 @@
       parent.append(node);
     });
 
-  const SVG = "http://www.w3.org/2000/svg";
-  function icon(path) {
-    const svg = document.createElementNS(SVG, "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    svg.append(document.createElementNS(SVG, "path"));
-    svg.firstChild.setAttribute("d", path);
-    return svg;
-  }
+  const icon = (path) => NS.icon(path); // conversation.js's, loaded before any is drawn
   const CHAT = "M5 4h14a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-8l-5 4v-4H5a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
   const CLOSE = "M6 6l12 12M18 6L6 18";
 

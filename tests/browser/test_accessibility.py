@@ -342,13 +342,20 @@ def test_narrow_and_zoomed_screens_scroll_only_vertically_with_every_control_in_
     widget.launcher.click()
     widget.send(WIDE_TEXT, replies_after=1)
     assert_no_horizontal_scroll(page, "the demo site, widget open")
+    scroll_to_the_end(widget_panel(page))  # where the answer's feedback buttons are
     assert_in_view(page, widget_panel(page).locator("button:visible, textarea"))
 
     full = widget.open_full_page()
     chat = ChatUI(full)
     expect(chat.textbox).to_be_visible()
     assert_no_horizontal_scroll(full, "/chat")
+    scroll_to_the_end(full)
     assert_in_view(full, full.locator("button:visible, textarea"))
+
+
+def scroll_to_the_end(where) -> None:
+    """Scroll the transcript to its newest message, as a visitor reads a new answer."""
+    where.locator(".cb-scroll").evaluate("n => n.scrollTo(0, n.scrollHeight)")
 
 
 # Elements that scroll or clip sideways, and the page itself. Not code blocks, which

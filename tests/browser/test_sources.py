@@ -96,10 +96,10 @@ def test_a_marker_takes_the_keyboard_to_its_source_and_the_sources_follow_in_ord
 
     tab_to(page, "[1]", key="Shift+Tab", limit=20)
     order = []
-    for _ in range(3):
+    for _ in range(5):
         page.keyboard.press("Tab")
         order.append(focused_name(page))
-    assert order == ["[2]", "Trail 2 tent", "Message"]
+    assert order == ["[2]", "Trail 2 tent", "Helpful", "Not helpful", "Message"]  # the answer's feedback, then on
 
     tab_to(page, "[2]", key="Shift+Tab")
     page.keyboard.press("Enter")
