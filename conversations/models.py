@@ -110,6 +110,8 @@ class Session(models.Model):
         indexes = [
             models.Index(fields=["expires_at"], name="session_expiry_purge_idx"),
             models.Index(fields=["-last_activity_at"], name="session_recent_activity_idx"),
+            # Conversations started per day, on the insight page.
+            models.Index(fields=["created_at"], name="session_started_idx"),
         ]
 
     def __str__(self) -> str:
@@ -161,31 +163,46 @@ class Session(models.Model):
         self.expires_at = session_expiry_from(now)
         self.last_activity_at = now
         messages = self._messages_for(drafts, first_seq=0, now=now)
-        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s)"] * len(messages))
+        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s, %s, %s::integer)"] * len(messages))
         params: list = [len(drafts), now, self.expires_at, title_from(drafts), self.pk]
         for offset, message in enumerate(messages, start=1):
             params += [offset, message.role, message.content, json.dumps(message.metadata), message.channel]
             params += [message.client_message_id, message.token_count, message.author_id, message.author_name]
+            params += [message.answer_status, message.latency_ms]
         params.append(now)
         sessions, stored, reservations = Session._meta.db_table, Message._meta.db_table, TurnReservation._meta.db_table
         released = ""
         if releasing:
             released = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
             params += [self.pk, releasing]
+        cited = [(position, page) for position, message in enumerate(messages, start=1) for page in message.cited]
+        if cited:
+            # The answer's cited pages, written by the same statement as the answer.
+            pages_sql = ", ".join(["(%s::integer, %s, %s)"] * len(cited))
+            citations = Citation._meta.db_table
+            released += (
+                f", cited (position, url, title) AS (VALUES {pages_sql}), "  # noqa: S608 - values are parameters
+                f"cited_rows AS (INSERT INTO {citations} (message_id, url, title, cited_at) "
+                "SELECT inserted.id, cited.url, cited.title, %s FROM inserted, moved, cited "
+                f"WHERE inserted.seq = moved.last_seq - {len(drafts)} + cited.position)"
+            )
+            for position, page in cited:
+                params += [position, page.url, page.title]
+            params.append(now)
         # Table names from the models, every value a parameter.
         sql = (
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
             "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
             "WHERE id = %s RETURNING id, last_seq, title), "
             "drafts (position, role, content, metadata, channel, client_message_id, token_count, author_id, "
-            "author_name) "
+            "author_name, answer_status, latency_ms) "
             f"AS (VALUES {rows_sql}), "
             f"inserted AS (INSERT INTO {stored} "
             "(session_id, seq, role, content, metadata, channel, client_message_id, token_count, author_id, "
-            "author_name, created_at) "
+            "author_name, answer_status, latency_ms, created_at) "
             f"SELECT moved.id, moved.last_seq - {len(drafts)} + drafts.position, drafts.role, drafts.content, "
             "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, drafts.author_id, "
-            "drafts.author_name, %s "
+            "drafts.author_name, drafts.answer_status, drafts.latency_ms, %s "
             f"FROM moved, drafts RETURNING id, seq){released} "
             "SELECT inserted.id, inserted.seq, moved.last_seq, moved.title FROM inserted, moved ORDER BY inserted.seq"
         )
@@ -226,12 +243,17 @@ class Session(models.Model):
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
+        Citation.objects.bulk_create(
+            Citation(message=message, url=cited.url, title=cited.title, cited_at=now)
+            for message in messages
+            for cited in message.cited
+        )
         for message in messages:
             live.publish_message(message)  # once the caller's transaction commits
         return messages
 
     def _messages_for(self, drafts: list[MessageDraft], *, first_seq: int, now) -> list[Message]:
-        return [
+        messages = [
             Message(
                 session=self,
                 seq=first_seq + offset,
@@ -243,10 +265,15 @@ class Session(models.Model):
                 token_count=estimate_tokens(draft.content),
                 author=draft.author,
                 author_name=display_name(draft.author) if draft.author else "",
+                answer_status=draft.answer_status,
+                latency_ms=latency_of(draft.metadata) if draft.answer_status else None,
                 created_at=now,
             )
             for offset, draft in enumerate(drafts, start=1)
         ]
+        for message, draft in zip(messages, drafts, strict=True):
+            message.cited = cited_pages(draft.metadata) if draft.answer_status else []
+        return messages
 
 
 def display_name(user) -> str:
@@ -265,6 +292,36 @@ def title_from(drafts: list[MessageDraft]) -> str:
     return ""
 
 
+def latency_of(metadata: dict) -> int | None:
+    """The model's latency as a turn's metadata records it, in whole milliseconds."""
+    latency = metadata.get("latency_ms")
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < 2**31:
+        return None
+    return round(latency)
+
+
+@dataclass(frozen=True)
+class CitedPage:
+    url: str | None
+    title: str
+
+
+def cited_pages(metadata: dict) -> list[CitedPage]:
+    """The pages an answer's citations name (``metadata["citations"]``), each once: an
+    answer quoting two passages of one page cites that page once."""
+    citations = metadata.get("citations")
+    pages: dict[CitedPage, None] = {}
+    for citation in citations if isinstance(citations, list) else []:
+        if not isinstance(citation, dict):
+            continue
+        url = citation.get("url") if isinstance(citation.get("url"), str) else None
+        title = str(citation.get("title") or url or "")
+        if url or title:
+            url = url[: Citation.URL_MAX_CHARS] if url else None
+            pages[CitedPage(url=url, title=title[: Citation.TITLE_MAX_CHARS])] = None
+    return list(pages)
+
+
 @dataclass(frozen=True)
 class MessageDraft:
     """A message before it has a session and a seq."""
@@ -276,6 +333,10 @@ class MessageDraft:
     client_message_id: str | None = None
     # The staff member who wrote it; None for the visitor's and the bot's messages.
     author: object = None
+    # Set on the message that ends a turn (``grounding.AnswerStatus``): the bot's answer,
+    # or the visitor's message a person will answer. Its latency and cited pages are
+    # then stored beside it for the insight page, read from ``metadata``.
+    answer_status: str | None = None
 
 
 class MessageQuerySet(models.QuerySet):
@@ -312,6 +373,12 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_messages"
     )
     author_name = models.CharField(max_length=150, blank=True, default="", db_default="")
+    # Copied out of ``metadata`` when a turn is stored, so the insight page aggregates
+    # plain indexed columns instead of parsing a million JSON documents: the turn's
+    # outcome (answered, no_answer, with_staff) on the message that ends it, NULL on
+    # every other message; and the model's latency on the answer.
+    answer_status = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()
@@ -327,9 +394,38 @@ class Message(models.Model):
                 name="message_session_client_id_uniq",
             ),
         ]
+        indexes = [
+            # The insight page's turns per day, their outcomes and the median latency,
+            # read from this index alone (an index-only scan on PostgreSQL).
+            models.Index(
+                fields=["created_at", "answer_status", "latency_ms"],
+                condition=models.Q(answer_status__isnull=False),
+                name="message_turn_outcome_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.content[:40]}"
+
+
+class Citation(models.Model):
+    """A page an answer cited, a row per answer and page, written with the answer: the
+    insight page counts the pages cited most without reading the answers' metadata."""
+
+    URL_MAX_CHARS = 2000
+    TITLE_MAX_CHARS = 300
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="cited_pages")
+    url = models.CharField(max_length=URL_MAX_CHARS, null=True, blank=True)  # noqa: DJ001 - None: an uploaded file
+    title = models.CharField(max_length=TITLE_MAX_CHARS, blank=True)
+    # The answer's created_at, here so a date range is one index range.
+    cited_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["cited_at"], name="citation_cited_at_idx")]
+
+    def __str__(self) -> str:
+        return self.url or self.title
 
 
 class Rating(models.IntegerChoices):
