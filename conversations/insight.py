@@ -2,14 +2,14 @@
 
 Every figure is an aggregate query over an index, never a read of the messages' JSON:
 what it counts was copied into plain columns when the turn was stored
-(``Message.answer_status`` and ``latency_ms``, the ``Citation`` table) and the day's
+(``Message.answer_status`` and ``latency_ms``, the ``Citation`` and ``ContentGap``
+tables) and the day's
 tokens come from ``DailyUsage``. A turn is a message that ends one: the bot's answer,
 or the visitor's message a person answers (``with_staff``).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -22,7 +22,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from conversations.grounding import AnswerStatus
-from conversations.models import Citation, DailyUsage, Feedback, Message, Rating, Session
+from conversations.models import Citation, ContentGap, DailyUsage, Feedback, Message, Rating, Session
 
 DEFAULT_DAYS = 30
 TOP_CONTENT_GAPS = 20
@@ -75,7 +75,7 @@ class DayTokens:
 
 
 @dataclass(frozen=True)
-class ContentGap:
+class UnansweredQuestion:
     question: str  # the spelling visitors used most
     count: int
 
@@ -97,7 +97,7 @@ class Insight:
     not_helpful: int
     median_latency_ms: float | None
     tokens: list[DayTokens]
-    content_gaps: list[ContentGap]
+    content_gaps: list[UnansweredQuestion]
     cited_pages: list[CitedPageCount]
     currency: str
     priced: bool
@@ -246,38 +246,25 @@ def tokens_per_day(period: DateRange) -> list[DayTokens]:
     return days
 
 
-def normalized(question: str) -> str:
-    """What makes two questions the same gap: case, spacing and end punctuation aside."""
-    return re.sub(r"\s+", " ", question).strip().rstrip("?!.…").strip().casefold()
-
-
-def content_gaps(period: DateRange, limit: int = TOP_CONTENT_GAPS) -> list[ContentGap]:
+def content_gaps(period: DateRange, limit: int = TOP_CONTENT_GAPS) -> list[UnansweredQuestion]:
     """The questions asked most often in the period that the site's pages did not answer.
 
-    A no-answer reply's question is the visitor message just before it (a turn stores
-    the two with consecutive seq), found through the (session, seq) index. The database
-    counts each exact wording; wordings that differ only in case, spacing or end
-    punctuation are then added up here.
+    Wordings that differ only in case, spacing or end punctuation are one question
+    (``ContentGap.normalized``); each is shown in the wording asked most.
     """
-    messages = Message._meta.db_table
-    sql = (
-        f"SELECT question.content, COUNT(*) FROM {messages} answer "  # noqa: S608 - our own table name
-        f"JOIN {messages} question ON question.session_id = answer.session_id AND question.seq = answer.seq - 1 "
-        "WHERE answer.answer_status = %s AND answer.created_at >= %s AND answer.created_at < %s "
-        "GROUP BY question.content"
+    rows = (
+        ContentGap.objects.filter(asked_at__gte=period.since, asked_at__lt=period.until)
+        .order_by()
+        .values_list("normalized", "question")
+        .annotate(count=Count("*"))
     )
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [AnswerStatus.NO_ANSWER.value, adapt(period.since), adapt(period.until)])
-        wordings = cursor.fetchall()
     counts: Counter = Counter()
     spellings: dict[str, Counter] = {}
-    for content, count in wordings:
-        key = normalized(content)
+    for key, question, count in rows:
         counts[key] += count
-        spellings.setdefault(key, Counter())[content] += count
+        spellings.setdefault(key, Counter())[question] += count
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    return [ContentGap(question=most_used(spellings[key]), count=count) for key, count in ranked]
+    return [UnansweredQuestion(question=most_used(spellings[key]), count=count) for key, count in ranked]
 
 
 def most_used(spellings: Counter) -> str:

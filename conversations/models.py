@@ -10,8 +10,10 @@ never interleave or reuse a number.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -33,6 +35,17 @@ class Channel(models.TextChoices):
     WIDGET = "widget", "Widget"
     PAGE = "page", "Full page"
     API = "api", "API"
+
+
+class AnswerStatus(StrEnum):
+    """How a turn ended (``chat.finish_turn``); the API's ``answer_status``."""
+
+    ANSWERED = "answered"
+    # The knowledge base holds pages, but none of them answers this question.
+    NO_ANSWER = "no_answer"
+    # Staff have taken the conversation over: the visitor's message was stored, and a
+    # person answers it, not the model.
+    WITH_STAFF = "with_staff"
 
 
 class Role(models.TextChoices):
@@ -150,8 +163,9 @@ class Session(models.Model):
         client_message_id), all or nothing, in its own transaction.
 
         On PostgreSQL this is one statement, which is atomic by itself: it takes the row
-        lock, numbers the messages, inserts them and drops the reservation in a single
-        round trip, where a transaction around ``append_messages`` takes five.
+        lock, numbers the messages, inserts them and the insight page's records of them
+        (``turn_records``) and drops the reservation in a single round trip, where a
+        transaction around ``append_messages`` takes five.
         """
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             with transaction.atomic():
@@ -171,24 +185,11 @@ class Session(models.Model):
             params += [message.answer_status, message.latency_ms]
         params.append(now)
         sessions, stored, reservations = Session._meta.db_table, Message._meta.db_table, TurnReservation._meta.db_table
-        released = ""
+        more = ""
         if releasing:
-            released = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
+            more = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
             params += [self.pk, releasing]
-        cited = [(position, page) for position, message in enumerate(messages, start=1) for page in message.cited]
-        if cited:
-            # The answer's cited pages, written by the same statement as the answer.
-            pages_sql = ", ".join(["(%s::integer, %s, %s)"] * len(cited))
-            citations = Citation._meta.db_table
-            released += (
-                f", cited (position, url, title) AS (VALUES {pages_sql}), "  # noqa: S608 - values are parameters
-                f"cited_rows AS (INSERT INTO {citations} (message_id, url, title, cited_at) "
-                "SELECT inserted.id, cited.url, cited.title, %s FROM inserted, moved, cited "
-                f"WHERE inserted.seq = moved.last_seq - {len(drafts)} + cited.position)"
-            )
-            for position, page in cited:
-                params += [position, page.url, page.title]
-            params.append(now)
+        more += self._records_sql(messages, params, now=now)
         # Table names from the models, every value a parameter.
         sql = (
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
@@ -203,7 +204,7 @@ class Session(models.Model):
             f"SELECT moved.id, moved.last_seq - {len(drafts)} + drafts.position, drafts.role, drafts.content, "
             "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, drafts.author_id, "
             "drafts.author_name, drafts.answer_status, drafts.latency_ms, %s "
-            f"FROM moved, drafts RETURNING id, seq){released} "
+            f"FROM moved, drafts RETURNING id, seq){more} "
             "SELECT inserted.id, inserted.seq, moved.last_seq, moved.title FROM inserted, moved ORDER BY inserted.seq"
         )
         with connection.cursor() as cursor:
@@ -243,11 +244,10 @@ class Session(models.Model):
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
-        Citation.objects.bulk_create(
-            Citation(message=message, url=cited.url, title=cited.title, cited_at=now)
-            for message in messages
-            for cited in message.cited
-        )
+        for model, rows in records_by_model(messages).items():
+            for message, record in rows:
+                record.message = message
+            model.objects.bulk_create(record for _, record in rows)
         for message in messages:
             live.publish_message(message)  # once the caller's transaction commits
         return messages
@@ -271,9 +271,29 @@ class Session(models.Model):
             )
             for offset, draft in enumerate(drafts, start=1)
         ]
-        for message, draft in zip(messages, drafts, strict=True):
-            message.cited = cited_pages(draft.metadata) if draft.answer_status else []
+        for message, draft, before in zip(messages, drafts, [None, *drafts[:-1]], strict=True):
+            message.records = turn_records(draft, question=before, now=now) if draft.answer_status else []
         return messages
+
+    def _records_sql(self, messages: list[Message], params: list, *, now) -> str:
+        """The CTEs that write the turn's records (``turn_records``) in the statement
+        that stores its messages, each joined to its message by position; ``params``
+        grows by their values."""
+        sql = ""
+        for number, (model, rows) in enumerate(records_by_model(messages).items()):
+            columns = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.name != "message"]
+            values = ", ".join([f"(%s::integer{', %s' * len(columns)})"] * len(rows))
+            names = ", ".join(columns)
+            sql += (
+                f", records_{number} (position, {names}) AS (VALUES {values}), "  # noqa: S608 - values are parameters
+                f"written_{number} AS (INSERT INTO {model._meta.db_table} (message_id, {names}) "
+                f"SELECT inserted.id, {', '.join(f'records_{number}.{c}' for c in columns)} "
+                f"FROM inserted, moved, records_{number} "
+                f"WHERE inserted.seq = moved.last_seq - {len(messages)} + records_{number}.position)"
+            )
+            for message, record in rows:
+                params += [messages.index(message) + 1, *(getattr(record, column) for column in columns)]
+        return sql
 
 
 def display_name(user) -> str:
@@ -300,26 +320,38 @@ def latency_of(metadata: dict) -> int | None:
     return round(latency)
 
 
-@dataclass(frozen=True)
-class CitedPage:
-    url: str | None
-    title: str
-
-
-def cited_pages(metadata: dict) -> list[CitedPage]:
-    """The pages an answer's citations name (``metadata["citations"]``), each once: an
-    answer quoting two passages of one page cites that page once."""
-    citations = metadata.get("citations")
-    pages: dict[CitedPage, None] = {}
+def turn_records(draft: MessageDraft, *, question: MessageDraft | None, now) -> list[models.Model]:
+    """What the insight page counts of the message that ends a turn, as rows stored
+    with it: the pages its answer cites, each once (two passages of one page are one
+    citation of it), and, when the site's pages held no answer, the question."""
+    records: list[models.Model] = []
+    citations = draft.metadata.get("citations")
+    pages: dict[tuple, None] = {}
     for citation in citations if isinstance(citations, list) else []:
         if not isinstance(citation, dict):
             continue
-        url = citation.get("url") if isinstance(citation.get("url"), str) else None
-        title = str(citation.get("title") or url or "")
+        url = citation.get("url")[: Citation.URL_MAX_CHARS] if isinstance(citation.get("url"), str) else None
+        title = str(citation.get("title") or url or "")[: Citation.TITLE_MAX_CHARS]
         if url or title:
-            url = url[: Citation.URL_MAX_CHARS] if url else None
-            pages[CitedPage(url=url, title=title[: Citation.TITLE_MAX_CHARS])] = None
-    return list(pages)
+            pages[(url or None, title)] = None
+    records += [Citation(url=url, title=title, cited_at=now) for url, title in pages]
+    if draft.answer_status == AnswerStatus.NO_ANSWER and question is not None and question.role == Role.USER:
+        text = question.content[: ContentGap.QUESTION_MAX_CHARS]
+        records.append(ContentGap(question=text, normalized=normalized_question(text), asked_at=now))
+    return records
+
+
+def records_by_model(messages: list[Message]) -> dict[type, list[tuple[Message, models.Model]]]:
+    grouped: dict[type, list] = {}
+    for message in messages:
+        for record in message.records:
+            grouped.setdefault(type(record), []).append((message, record))
+    return grouped
+
+
+def normalized_question(question: str) -> str:
+    """What makes two questions the same content gap: case, spacing and end punctuation aside."""
+    return re.sub(r"\s+", " ", question).strip().rstrip("?!.…").strip().casefold()[: ContentGap.QUESTION_MAX_CHARS]
 
 
 @dataclass(frozen=True)
@@ -333,9 +365,9 @@ class MessageDraft:
     client_message_id: str | None = None
     # The staff member who wrote it; None for the visitor's and the bot's messages.
     author: object = None
-    # Set on the message that ends a turn (``grounding.AnswerStatus``): the bot's answer,
-    # or the visitor's message a person will answer. Its latency and cited pages are
-    # then stored beside it for the insight page, read from ``metadata``.
+    # Set on the message that ends a turn (``AnswerStatus``): the bot's answer, or the
+    # visitor's message a person will answer. Its latency, cited pages and unanswered
+    # question are then stored beside it for the insight page (``turn_records``).
     answer_status: str | None = None
 
 
@@ -426,6 +458,25 @@ class Citation(models.Model):
 
     def __str__(self) -> str:
         return self.url or self.title
+
+
+class ContentGap(models.Model):
+    """A question the site's pages held no answer to, beside the no-answer reply and
+    written with it: the insight page counts the questions asked most from here, without
+    pairing a million messages with the ones before them."""
+
+    QUESTION_MAX_CHARS = 500
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="content_gap")
+    question = models.CharField(max_length=QUESTION_MAX_CHARS)  # the visitor's words
+    normalized = models.CharField(max_length=QUESTION_MAX_CHARS)  # normalized_question(): what is counted
+    asked_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["asked_at"], name="content_gap_asked_idx")]
+
+    def __str__(self) -> str:
+        return self.question
 
 
 class Rating(models.IntegerChoices):

@@ -17,7 +17,17 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations import staffing
-from conversations.models import Citation, DailyUsage, Feedback, Message, MessageDraft, Rating, Role, Session
+from conversations.models import (
+    Citation,
+    ContentGap,
+    DailyUsage,
+    Feedback,
+    Message,
+    MessageDraft,
+    Rating,
+    Role,
+    Session,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +58,7 @@ def store_turn(session, question, *, status, at, latency=None, cited=(), tokens=
     stored = session.append_turn(drafts)
     Message.objects.filter(pk__in=[m.pk for m in stored]).update(created_at=at)
     Citation.objects.filter(message=stored[1]).update(cited_at=at)
+    ContentGap.objects.filter(message=stored[1]).update(asked_at=at)
     return stored[1]
 
 
@@ -357,11 +368,13 @@ def test_a_range_that_is_not_two_dates_in_order_is_a_form_error(staff_client, qu
 # --- What a turn stores for it ---------------------------------------------------------
 
 
-def test_a_turn_stores_its_outcome_latency_and_cited_pages_with_the_answer():
+@pytest.mark.django_db(transaction=True)  # outside a transaction: PostgreSQL's single-statement turn
+def test_a_turn_stores_its_outcome_latency_cited_pages_and_unanswered_question_with_it():
     session = Session.objects.create()
     answer = store_turn(
         session, "Tents?", status="answered", latency=123.6, cited=[TENTS, FAMILY_TENTS, CATALOGUE], at=timezone.now()
     )
+    unanswered = store_turn(session, "  Do you sell  KAYAKS?! ", status="no_answer", at=timezone.now())
 
     question = Message.objects.get(session=session, seq=1)
     answer.refresh_from_db()
@@ -372,6 +385,13 @@ def test_a_turn_stores_its_outcome_latency_and_cited_pages_with_the_answer():
         ("Catalogue.pdf", None, answer.created_at),
         ("Tents", "https://shop.example/tents", answer.created_at),
     ]
+    assert not Citation.objects.filter(message=unanswered).exists()
+    gap = ContentGap.objects.get()
+    assert (gap.message_id, gap.question, gap.normalized) == (
+        unanswered.pk,
+        "  Do you sell  KAYAKS?! ",
+        "do you sell kayaks",
+    )
 
 
 def test_a_chat_turn_is_stored_with_its_outcome(api):
@@ -405,7 +425,7 @@ def test_the_migration_fills_in_the_turns_stored_before_it():
         (Role.ASSISTANT, {}),  # written through the API: not the bot's answer
     ]
     Message.objects.bulk_create(
-        Message(session=session, seq=seq, role=role, content="…", metadata=metadata)
+        Message(session=session, seq=seq, role=role, content=f"Message {seq}?", metadata=metadata)
         for seq, (role, metadata) in enumerate(rows, start=1)
     )
 
@@ -424,4 +444,7 @@ def test_the_migration_fills_in_the_turns_stored_before_it():
     ]
     assert list(Citation.objects.values_list("message__seq", "title", "url")) == [
         (2, "Tents", "https://shop.example/tents")
+    ]
+    assert list(ContentGap.objects.values_list("message__seq", "question", "normalized")) == [
+        (4, "Message 3?", "message 3")
     ]
