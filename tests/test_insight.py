@@ -275,6 +275,16 @@ def test_by_default_the_page_shows_the_last_30_days(staff_client):
     assert f'value="{today.isoformat()}"' in page  # the form says which range it is
 
 
+def test_the_page_costs_the_same_few_queries_however_many_turns_there_are(
+    staff_client, month, django_assert_num_queries
+):
+    # The login and the permission check (four), then one aggregate query a figure:
+    # conversations, turn outcomes, feedback, latency (a count and the middle values
+    # on SQLite), tokens, content gaps and cited pages.
+    with django_assert_num_queries(11 if connection.vendor == "postgresql" else 12):
+        insight_page(staff_client)
+
+
 # --- The chart -------------------------------------------------------------------------
 
 
