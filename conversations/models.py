@@ -185,11 +185,11 @@ class Session(models.Model):
             params += [message.answer_status, message.latency_ms]
         params.append(now)
         sessions, stored, reservations = Session._meta.db_table, Message._meta.db_table, TurnReservation._meta.db_table
-        more = ""
+        extra_ctes = ""
         if releasing:
-            more = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
+            extra_ctes = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
             params += [self.pk, releasing]
-        more += self._records_sql(messages, params, now=now)
+        extra_ctes += records_sql(messages, params)
         # Table names from the models, every value a parameter.
         sql = (
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
@@ -204,7 +204,7 @@ class Session(models.Model):
             f"SELECT moved.id, moved.last_seq - {len(drafts)} + drafts.position, drafts.role, drafts.content, "
             "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, drafts.author_id, "
             "drafts.author_name, drafts.answer_status, drafts.latency_ms, %s "
-            f"FROM moved, drafts RETURNING id, seq){more} "
+            f"FROM moved, drafts RETURNING id, seq){extra_ctes} "
             "SELECT inserted.id, inserted.seq, moved.last_seq, moved.title FROM inserted, moved ORDER BY inserted.seq"
         )
         with connection.cursor() as cursor:
@@ -275,26 +275,6 @@ class Session(models.Model):
             message.records = turn_records(draft, question=before, now=now) if draft.answer_status else []
         return messages
 
-    def _records_sql(self, messages: list[Message], params: list, *, now) -> str:
-        """The CTEs that write the turn's records (``turn_records``) in the statement
-        that stores its messages, each joined to its message by position; ``params``
-        grows by their values."""
-        sql = ""
-        for number, (model, rows) in enumerate(records_by_model(messages).items()):
-            columns = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.name != "message"]
-            values = ", ".join([f"(%s::integer{', %s' * len(columns)})"] * len(rows))
-            names = ", ".join(columns)
-            sql += (
-                f", records_{number} (position, {names}) AS (VALUES {values}), "  # noqa: S608 - values are parameters
-                f"written_{number} AS (INSERT INTO {model._meta.db_table} (message_id, {names}) "
-                f"SELECT inserted.id, {', '.join(f'records_{number}.{c}' for c in columns)} "
-                f"FROM inserted, moved, records_{number} "
-                f"WHERE inserted.seq = moved.last_seq - {len(messages)} + records_{number}.position)"
-            )
-            for message, record in rows:
-                params += [messages.index(message) + 1, *(getattr(record, column) for column in columns)]
-        return sql
-
 
 def display_name(user) -> str:
     """How a staff member is named to visitors: their full name, else their username."""
@@ -339,6 +319,27 @@ def turn_records(draft: MessageDraft, *, question: MessageDraft | None, now) -> 
         text = question.content[: ContentGap.QUESTION_MAX_CHARS]
         records.append(ContentGap(question=text, normalized=normalized_question(text), asked_at=now))
     return records
+
+
+def records_sql(messages: list[Message], params: list) -> str:
+    """The CTEs that write the turn's records (``turn_records``) in the statement
+    that stores its messages, each joined to its message by position; ``params``
+    grows by their values."""
+    sql = ""
+    for number, (model, rows) in enumerate(records_by_model(messages).items()):
+        columns = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.name != "message"]
+        values = ", ".join([f"(%s::integer{', %s' * len(columns)})"] * len(rows))
+        names = ", ".join(columns)
+        sql += (
+            f", records_{number} (position, {names}) AS (VALUES {values}), "  # noqa: S608 - values are parameters
+            f"written_{number} AS (INSERT INTO {model._meta.db_table} (message_id, {names}) "
+            f"SELECT inserted.id, {', '.join(f'records_{number}.{c}' for c in columns)} "
+            f"FROM inserted, moved, records_{number} "
+            f"WHERE inserted.seq = moved.last_seq - {len(messages)} + records_{number}.position)"
+        )
+        for message, record in rows:
+            params += [messages.index(message) + 1, *(getattr(record, column) for column in columns)]
+    return sql
 
 
 def records_by_model(messages: list[Message]) -> dict[type, list[tuple[Message, models.Model]]]:
