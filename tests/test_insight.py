@@ -344,8 +344,8 @@ def test_staff_who_may_not_read_sessions_are_refused(django_user_model, month):
     assert client.get(URL).status_code == 403
 
 
-def test_the_admin_index_and_the_apps_page_link_to_it(staff_client, django_user_model):
-    for page in ["/admin/", "/admin/conversations/"]:
+def test_the_admin_index_the_apps_page_and_the_sessions_list_link_to_it(staff_client, django_user_model):
+    for page in ["/admin/", "/admin/conversations/", "/admin/conversations/session/"]:
         assert f'href="{URL}"' in staff_client.get(page).content.decode(), page
     client = Client()
     client.force_login(django_user_model.objects.create_user("editor", is_staff=True))
