@@ -33,7 +33,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the site's own pages (the insight page) beside the models'.
+    "conversations.admin_config.ChatbotAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -374,6 +375,15 @@ if CHATBOT_HANDOFF_WEBHOOK_RETRY_SECONDS < 0:
 CHATBOT_WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("CHATBOT_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
 # The site's own address (https://chat.example.com), for links to the admin in webhooks.
 CHATBOT_PUBLIC_URL = env_str("CHATBOT_PUBLIC_URL")
+
+# --- Insight page -------------------------------------------------------------------------
+# What the model's tokens cost, per million, to estimate spend on the admin's insight page
+# (prices differ by model and change: 0, the default, shows tokens without a cost).
+CHATBOT_PRICE_PER_MILLION_INPUT_TOKENS = env_float("CHATBOT_PRICE_PER_MILLION_INPUT_TOKENS", 0.0)
+CHATBOT_PRICE_PER_MILLION_OUTPUT_TOKENS = env_float("CHATBOT_PRICE_PER_MILLION_OUTPUT_TOKENS", 0.0)
+if CHATBOT_PRICE_PER_MILLION_INPUT_TOKENS < 0 or CHATBOT_PRICE_PER_MILLION_OUTPUT_TOKENS < 0:
+    raise ImproperlyConfigured("CHATBOT_PRICE_PER_MILLION_INPUT_TOKENS and _OUTPUT_TOKENS must not be negative")
+CHATBOT_PRICE_CURRENCY = env_str("CHATBOT_PRICE_CURRENCY", "USD")
 
 # --- Background tasks -------------------------------------------------------------------
 # Crawls and re-syncs outlive a request: in production they run on the database task

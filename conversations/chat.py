@@ -181,6 +181,7 @@ def store_for_staff(turn: Turn) -> TurnResult:
         metadata={"answer_status": AnswerStatus.WITH_STAFF.value},
         channel=turn.channel,
         client_message_id=turn.client_message_id,
+        answer_status=AnswerStatus.WITH_STAFF.value,
     )
     try:
         (user_message,) = turn.session.append_turn([draft])
@@ -394,7 +395,13 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
             channel=turn.channel,
             client_message_id=turn.client_message_id,
         ),
-        MessageDraft(role=Role.ASSISTANT, content=reply.text, metadata=metadata, channel=turn.channel),
+        MessageDraft(
+            role=Role.ASSISTANT,
+            content=reply.text,
+            metadata=metadata,
+            channel=turn.channel,
+            answer_status=str(reply.metadata.get("answer_status", AnswerStatus.ANSWERED)),
+        ),
     ]
     try:
         # One transaction (one statement on PostgreSQL), which locks the session row.

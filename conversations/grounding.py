@@ -12,25 +12,15 @@ the model, which would otherwise improvise.
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 
 from django.conf import settings
 
 from conversations.llm import Reply
-from conversations.models import Role
+from conversations.models import AnswerStatus, Role  # noqa: F401 - AnswerStatus: this module's name for it
 from conversations.tokens import estimate_tokens
 
 # [1], [2][3], [1, 2] and [1,2]: the forms models write citations in.
 CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-
-
-class AnswerStatus(StrEnum):
-    ANSWERED = "answered"
-    # The knowledge base holds pages, but none of them answers this question.
-    NO_ANSWER = "no_answer"
-    # Staff have taken the conversation over: the visitor's message was stored, and a
-    # person answers it, not the model.
-    WITH_STAFF = "with_staff"
 
 
 INSTRUCTIONS = {

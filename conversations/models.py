@@ -10,8 +10,10 @@ never interleave or reuse a number.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -33,6 +35,17 @@ class Channel(models.TextChoices):
     WIDGET = "widget", "Widget"
     PAGE = "page", "Full page"
     API = "api", "API"
+
+
+class AnswerStatus(StrEnum):
+    """How a turn ended (``chat.finish_turn``); the API's ``answer_status``."""
+
+    ANSWERED = "answered"
+    # The knowledge base holds pages, but none of them answers this question.
+    NO_ANSWER = "no_answer"
+    # Staff have taken the conversation over: the visitor's message was stored, and a
+    # person answers it, not the model.
+    WITH_STAFF = "with_staff"
 
 
 class Role(models.TextChoices):
@@ -110,6 +123,8 @@ class Session(models.Model):
         indexes = [
             models.Index(fields=["expires_at"], name="session_expiry_purge_idx"),
             models.Index(fields=["-last_activity_at"], name="session_recent_activity_idx"),
+            # Conversations started per day, on the insight page.
+            models.Index(fields=["created_at"], name="session_started_idx"),
         ]
 
     def __str__(self) -> str:
@@ -148,8 +163,9 @@ class Session(models.Model):
         client_message_id), all or nothing, in its own transaction.
 
         On PostgreSQL this is one statement, which is atomic by itself: it takes the row
-        lock, numbers the messages, inserts them and drops the reservation in a single
-        round trip, where a transaction around ``append_messages`` takes five.
+        lock, numbers the messages, inserts them and the insight page's records of them
+        (``turn_records``) and drops the reservation in a single round trip, where a
+        transaction around ``append_messages`` takes five.
         """
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             with transaction.atomic():
@@ -161,32 +177,34 @@ class Session(models.Model):
         self.expires_at = session_expiry_from(now)
         self.last_activity_at = now
         messages = self._messages_for(drafts, first_seq=0, now=now)
-        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s)"] * len(messages))
+        rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s, %s, %s::integer)"] * len(messages))
         params: list = [len(drafts), now, self.expires_at, title_from(drafts), self.pk]
         for offset, message in enumerate(messages, start=1):
             params += [offset, message.role, message.content, json.dumps(message.metadata), message.channel]
             params += [message.client_message_id, message.token_count, message.author_id, message.author_name]
+            params += [message.answer_status, message.latency_ms]
         params.append(now)
         sessions, stored, reservations = Session._meta.db_table, Message._meta.db_table, TurnReservation._meta.db_table
-        released = ""
+        extra_ctes = ""
         if releasing:
-            released = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
+            extra_ctes = f", released AS (DELETE FROM {reservations} WHERE session_id = %s AND client_message_id = %s)"  # noqa: S608
             params += [self.pk, releasing]
+        extra_ctes += records_sql(messages, params)
         # Table names from the models, every value a parameter.
         sql = (
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
             "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
             "WHERE id = %s RETURNING id, last_seq, title), "
             "drafts (position, role, content, metadata, channel, client_message_id, token_count, author_id, "
-            "author_name) "
+            "author_name, answer_status, latency_ms) "
             f"AS (VALUES {rows_sql}), "
             f"inserted AS (INSERT INTO {stored} "
             "(session_id, seq, role, content, metadata, channel, client_message_id, token_count, author_id, "
-            "author_name, created_at) "
+            "author_name, answer_status, latency_ms, created_at) "
             f"SELECT moved.id, moved.last_seq - {len(drafts)} + drafts.position, drafts.role, drafts.content, "
             "drafts.metadata, drafts.channel, drafts.client_message_id, drafts.token_count, drafts.author_id, "
-            "drafts.author_name, %s "
-            f"FROM moved, drafts RETURNING id, seq){released} "
+            "drafts.author_name, drafts.answer_status, drafts.latency_ms, %s "
+            f"FROM moved, drafts RETURNING id, seq){extra_ctes} "
             "SELECT inserted.id, inserted.seq, moved.last_seq, moved.title FROM inserted, moved ORDER BY inserted.seq"
         )
         with connection.cursor() as cursor:
@@ -226,12 +244,16 @@ class Session(models.Model):
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
+        for model, rows in records_by_model(messages).items():
+            for message, record in rows:
+                record.message = message
+            model.objects.bulk_create(record for _, record in rows)
         for message in messages:
             live.publish_message(message)  # once the caller's transaction commits
         return messages
 
     def _messages_for(self, drafts: list[MessageDraft], *, first_seq: int, now) -> list[Message]:
-        return [
+        messages = [
             Message(
                 session=self,
                 seq=first_seq + offset,
@@ -243,10 +265,15 @@ class Session(models.Model):
                 token_count=estimate_tokens(draft.content),
                 author=draft.author,
                 author_name=display_name(draft.author) if draft.author else "",
+                answer_status=draft.answer_status,
+                latency_ms=latency_of(draft.metadata) if draft.answer_status else None,
                 created_at=now,
             )
             for offset, draft in enumerate(drafts, start=1)
         ]
+        for message, draft, before in zip(messages, drafts, [None, *drafts[:-1]], strict=True):
+            message.records = turn_records(draft, question=before, now=now) if draft.answer_status else []
+        return messages
 
 
 def display_name(user) -> str:
@@ -265,6 +292,69 @@ def title_from(drafts: list[MessageDraft]) -> str:
     return ""
 
 
+def latency_of(metadata: dict) -> int | None:
+    """The model's latency as a turn's metadata records it, in whole milliseconds."""
+    latency = metadata.get("latency_ms")
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < 2**31:
+        return None
+    return round(latency)
+
+
+def turn_records(draft: MessageDraft, *, question: MessageDraft | None, now) -> list[models.Model]:
+    """What the insight page counts of the message that ends a turn, as rows stored
+    with it: the pages its answer cites, each once (two passages of one page are one
+    citation of it), and, when the site's pages held no answer, the question."""
+    records: list[models.Model] = []
+    citations = draft.metadata.get("citations")
+    pages: dict[tuple, None] = {}
+    for citation in citations if isinstance(citations, list) else []:
+        if not isinstance(citation, dict):
+            continue
+        url = citation.get("url")[: Citation.URL_MAX_CHARS] if isinstance(citation.get("url"), str) else None
+        title = str(citation.get("title") or url or "")[: Citation.TITLE_MAX_CHARS]
+        if url or title:
+            pages[(url or None, title)] = None
+    records += [Citation(url=url, title=title, cited_at=now) for url, title in pages]
+    if draft.answer_status == AnswerStatus.NO_ANSWER and question is not None and question.role == Role.USER:
+        text = question.content[: ContentGap.QUESTION_MAX_CHARS]
+        records.append(ContentGap(question=text, normalized=normalized_question(text), asked_at=now))
+    return records
+
+
+def records_sql(messages: list[Message], params: list) -> str:
+    """The CTEs that write the turn's records (``turn_records``) in the statement
+    that stores its messages, each joined to its message by position; ``params``
+    grows by their values."""
+    sql = ""
+    for number, (model, rows) in enumerate(records_by_model(messages).items()):
+        columns = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.name != "message"]
+        values = ", ".join([f"(%s::integer{', %s' * len(columns)})"] * len(rows))
+        names = ", ".join(columns)
+        sql += (
+            f", records_{number} (position, {names}) AS (VALUES {values}), "  # noqa: S608 - values are parameters
+            f"written_{number} AS (INSERT INTO {model._meta.db_table} (message_id, {names}) "
+            f"SELECT inserted.id, {', '.join(f'records_{number}.{c}' for c in columns)} "
+            f"FROM inserted, moved, records_{number} "
+            f"WHERE inserted.seq = moved.last_seq - {len(messages)} + records_{number}.position)"
+        )
+        for message, record in rows:
+            params += [messages.index(message) + 1, *(getattr(record, column) for column in columns)]
+    return sql
+
+
+def records_by_model(messages: list[Message]) -> dict[type, list[tuple[Message, models.Model]]]:
+    grouped: dict[type, list] = {}
+    for message in messages:
+        for record in message.records:
+            grouped.setdefault(type(record), []).append((message, record))
+    return grouped
+
+
+def normalized_question(question: str) -> str:
+    """What makes two questions the same content gap: case, spacing and end punctuation aside."""
+    return re.sub(r"\s+", " ", question).strip().rstrip("?!.…").strip().casefold()[: ContentGap.QUESTION_MAX_CHARS]
+
+
 @dataclass(frozen=True)
 class MessageDraft:
     """A message before it has a session and a seq."""
@@ -276,6 +366,10 @@ class MessageDraft:
     client_message_id: str | None = None
     # The staff member who wrote it; None for the visitor's and the bot's messages.
     author: object = None
+    # Set on the message that ends a turn (``AnswerStatus``): the bot's answer, or the
+    # visitor's message a person will answer. Its latency, cited pages and unanswered
+    # question are then stored beside it for the insight page (``turn_records``).
+    answer_status: str | None = None
 
 
 class MessageQuerySet(models.QuerySet):
@@ -318,6 +412,12 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_messages"
     )
     author_name = models.CharField(max_length=150, blank=True, default="", db_default="")
+    # Copied out of ``metadata`` when a turn is stored, so the insight page aggregates
+    # plain indexed columns instead of parsing a million JSON documents: the turn's
+    # outcome (answered, no_answer, with_staff) on the message that ends it, NULL on
+    # every other message; and the model's latency on the answer.
+    answer_status = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageQuerySet.as_manager()
@@ -333,6 +433,15 @@ class Message(models.Model):
                 name="message_session_client_id_uniq",
             ),
         ]
+        indexes = [
+            # The insight page's turns per day, their outcomes and the median latency,
+            # read from this index alone (an index-only scan on PostgreSQL).
+            models.Index(
+                fields=["created_at", "answer_status", "latency_ms"],
+                condition=models.Q(answer_status__isnull=False),
+                name="message_turn_outcome_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.content[:40]}"
@@ -345,6 +454,45 @@ class Message(models.Model):
         if not Message.feedback.is_cached(self):
             return None
         return getattr(self, "feedback", None)
+
+
+class Citation(models.Model):
+    """A page an answer cited, a row per answer and page, written with the answer: the
+    insight page counts the pages cited most without reading the answers' metadata."""
+
+    URL_MAX_CHARS = 2000
+    TITLE_MAX_CHARS = 300
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="cited_pages")
+    url = models.CharField(max_length=URL_MAX_CHARS, null=True, blank=True)  # noqa: DJ001 - None: an uploaded file
+    title = models.CharField(max_length=TITLE_MAX_CHARS, blank=True)
+    # The answer's created_at, here so a date range is one index range.
+    cited_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["cited_at"], name="citation_cited_at_idx")]
+
+    def __str__(self) -> str:
+        return self.url or self.title
+
+
+class ContentGap(models.Model):
+    """A question the site's pages held no answer to, beside the no-answer reply and
+    written with it: the insight page counts the questions asked most from here, without
+    pairing a million messages with the ones before them."""
+
+    QUESTION_MAX_CHARS = 500
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="content_gap")
+    question = models.CharField(max_length=QUESTION_MAX_CHARS)  # the visitor's words
+    normalized = models.CharField(max_length=QUESTION_MAX_CHARS)  # normalized_question(): what is counted
+    asked_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["asked_at"], name="content_gap_asked_idx")]
+
+    def __str__(self) -> str:
+        return self.question
 
 
 class Rating(models.IntegerChoices):
