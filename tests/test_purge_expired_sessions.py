@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from conversations.models import Message, Session
+from conversations.models import DailyUsage, Feedback, Message, Rating, Role, Session
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +48,20 @@ def test_it_deletes_100000_expired_messages_in_batches_and_keeps_live_sessions()
         f"Purged {EXPIRED_SESSIONS} expired sessions and {EXPIRED_SESSIONS * MESSAGES_EACH} messages"
         in output.getvalue()
     )
+
+
+def test_what_hangs_off_an_expired_message_goes_with_it_and_its_spend_stays_counted():
+    expired = Session.objects.create(expires_at=timezone.now() - timedelta(days=1))
+    answer = Message.objects.create(session=expired, seq=1, role=Role.ASSISTANT, content="Two-person tents…")
+    Feedback.objects.create(message=answer, rating=Rating.HELPFUL)
+    usage = DailyUsage.objects.create(session=expired, day=timezone.now().date(), turns=1, prompt_tokens=900)
+
+    call_command("purge_expired_sessions", stdout=StringIO())
+
+    assert not Message.objects.exists()
+    assert not Feedback.objects.exists()
+    usage.refresh_from_db()
+    assert (usage.session, usage.prompt_tokens) == (None, 900)
 
 
 def test_it_is_a_no_op_when_nothing_has_expired():
