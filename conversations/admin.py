@@ -3,6 +3,8 @@ Messages are records of what was said: the admin shows them and never edits them
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -14,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from conversations import staffing
+from conversations import search, staffing
 from conversations.display import link_host, link_hosts, visible
 from conversations.errors import api_error_for
 from conversations.exceptions import ConversationError
@@ -25,6 +27,8 @@ from widget.headers import content_security_policy
 # A session can hold thousands of messages; the page shows the latest this many.
 TRANSCRIPT_MESSAGES = 500
 CONTENT_GAPS_PER_PAGE = 100
+# A session id, or the start of one as log lines shorten it ("Qm9Xc2…").
+SESSION_ID_START = re.compile(r"([A-Za-z0-9_-]{6,64})…?")
 
 
 def no_answer_replies():
@@ -92,18 +96,21 @@ class WaitingFilter(admin.SimpleListFilter):
 
 
 class SessionMessagesSearch(admin.ModelAdmin):
-    """Search by session id, title, or the text of any message in the session."""
+    """Search by session id (whole, or its start as logs show it), title, or the words of
+    any message in the session, through the full-text index (conversations/search.py)."""
 
-    search_fields = ["public_id", "title"]
+    search_fields = ["title"]
     search_help_text = "Session id, title, or words from any message."
 
     def get_search_results(self, request, queryset, search_term):
         # ``queryset`` arrives already narrowed by the list filters: the message match is
         # taken from it too, so a search never brings back what a filter left out.
         by_fields, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            matching = Message.objects.filter(session=OuterRef("pk"), content__icontains=search_term)
-            by_fields |= queryset.filter(Exists(matching))
+        term = search_term.strip()
+        if id_start := SESSION_ID_START.fullmatch(term):
+            by_fields |= queryset.filter(public_id__startswith=id_start[1])
+        if term:
+            by_fields |= search.sessions_matching(queryset, term)
         return by_fields, may_have_duplicates
 
 
