@@ -8,15 +8,17 @@ import re
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db.models import Exists, F, OuterRef, Subquery
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations import search, staffing
+from conversations import export, search, staffing
 from conversations.display import link_host, link_hosts, visible
 from conversations.errors import api_error_for
 from conversations.exceptions import ConversationError
@@ -114,8 +116,29 @@ class SessionMessagesSearch(admin.ModelAdmin):
         return by_fields, may_have_duplicates
 
 
+def transcripts_download(request, sessions, file_format: str) -> StreamingHttpResponse:
+    """The transcripts of ``sessions`` as a file, streamed (conversations/export.py)."""
+    chunks = export.encoded(export.session_rows(sessions), file_format)
+    body = export.on_database_thread(chunks) if isinstance(request, ASGIRequest) else chunks
+    response = StreamingHttpResponse(body, content_type=export.CONTENT_TYPES[file_format])
+    name = f"transcripts-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@admin.action(description="Export transcripts as JSON Lines", permissions=["view"])
+def export_jsonl(modeladmin, request, queryset):
+    return transcripts_download(request, queryset, "jsonl")
+
+
+@admin.action(description="Export transcripts as CSV", permissions=["view"])
+def export_csv(modeladmin, request, queryset):
+    return transcripts_download(request, queryset, "csv")
+
+
 @admin.register(Session)
 class SessionAdmin(SessionMessagesSearch):
+    actions = [export_jsonl, export_csv]
     list_display = ["public_id", "shown_title", "source", "message_count", "last_activity_at", "waiting_since", "owner"]
     list_filter = [
         WaitingFilter,

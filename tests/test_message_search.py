@@ -10,6 +10,7 @@ from django.db import connection
 
 from conversations.models import Message, MessageDraft, Role, Session
 from conversations.search import messages_matching, search_terms
+from tests.admin_helpers import listed_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -20,10 +21,6 @@ def say(session: Session, text: str, role: str = Role.USER) -> Message:
 
 def found(text: str) -> set[str]:
     return set(messages_matching(text).values_list("content", flat=True))
-
-
-def listed_ids(response) -> set[str]:
-    return {session.public_id for session in response.context["cl"].result_list}
 
 
 def test_a_message_is_found_by_another_form_of_its_words():
