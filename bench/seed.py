@@ -238,8 +238,8 @@ def rate_answers() -> None:
         cursor.execute("SET LOCAL statement_timeout = 0")
         cursor.execute(
             f"INSERT INTO {feedback} (message_id, rating, comment, created_at, updated_at) "  # noqa: S608 - our tables
-            "SELECT id, CASE WHEN id % 3 = 0 THEN %s ELSE %s END, '', created_at + interval '1 minute', "
-            f"created_at + interval '1 minute' FROM {messages} WHERE role = %s AND id % 20 = 0",
+            "SELECT id, CASE WHEN id %% 3 = 0 THEN %s ELSE %s END, '', created_at + interval '1 minute', "
+            f"created_at + interval '1 minute' FROM {messages} WHERE role = %s AND id %% 20 = 0",
             [Rating.NOT_HELPFUL.value, Rating.HELPFUL.value, Role.ASSISTANT.value],
         )
 

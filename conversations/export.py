@@ -20,11 +20,11 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 
-from django.db.models import F, Func, IntegerField, Q, QuerySet, Value
+from django.db.models import F, Func, IntegerField, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.lookups import GreaterThan
 
-from conversations.models import Message, Session
+from conversations.models import Message, Role, Session
 
 FIELDS = (
     "session_id",
@@ -43,6 +43,7 @@ BATCH_SIZE = 2000  # messages a query
 SESSIONS_PER_SLICE = 500  # session keys in one ``IN (…)``
 FORMATS = ("jsonl", "csv")
 CONTENT_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -52,22 +53,59 @@ def row_tuple(*expressions) -> Func:
     return Func(*expressions, function="", output_field=IntegerField())
 
 
+class IsoTime(Func):
+    """A UTC timestamp as ISO 8601 text, made by the database: parsing it into a
+    datetime and formatting it back cost more per row than the rest of the export."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection):
+        template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+        return self.as_sql(compiler, connection, template=template)
+
+    def as_sqlite(self, compiler, connection):
+        # Stored as UTC "YYYY-MM-DD HH:MM:SS[.ffffff]".
+        return self.as_sql(compiler, connection, template="replace(%(expressions)s, ' ', 'T') || '+00:00'")
+
+
+class CitedUrls(Func):
+    """The URLs an answer's stored citations point to, in order, as a JSON array (an
+    uploaded file's citation has none; anything that is not a string is skipped). Read
+    by the database: the citations' titles and snippets never reach Python, and the
+    array arrives as text, decoded only when it holds something."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection):
+        template = "jsonb_path_query_array(%(expressions)s, '$.citations[*].url ? (@.type() == \"string\")')"
+        return self.as_sql(compiler, connection, template=template)
+
+    def as_sqlite(self, compiler, connection):
+        # Paths from the top, so an element that is not an object answers NULL, not an error.
+        template = (
+            "(SELECT json_group_array(json_extract(%(expressions)s, '$.citations[' || key || '].url')) "
+            "FROM json_each(%(expressions)s, '$.citations') "
+            "WHERE json_type(%(expressions)s, '$.citations[' || key || '].url') = 'text')"
+        )
+        return self.as_sql(compiler, connection, template=template)
+
+
 def message_rows(messages: QuerySet[Message], *, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
-    """Every message of ``messages`` as an export row, by session then seq, read in
-    keyset batches (database)."""
+    """Every message of ``messages`` as an export row (keys in ``FIELDS`` order), by
+    session then seq, read in keyset batches (database)."""
     columns = messages.values_list(
         "session_id",
         "seq",
         "session__public_id",
         "role",
         "content",
-        "created_at",
+        IsoTime("created_at"),
         "channel",
         "author_name",
         "feedback__rating",
         "feedback__comment",
         KT("metadata__answer_status"),
-        F("metadata__citations"),
+        CitedUrls("metadata"),
     ).order_by("session_id", "seq")
     after = None
     while True:
@@ -77,30 +115,23 @@ def message_rows(messages: QuerySet[Message], *, batch_size: int = BATCH_SIZE) -
                 GreaterThan(row_tuple(F("session_id"), F("seq")), row_tuple(Value(after[0]), Value(after[1])))
             )
         rows = list(batch[:batch_size])
-        for _, seq, public_id, role, content, created_at, channel, author, rating, comment, status, cited in rows:
+        for _, seq, public_id, role, content, created_at, channel, author, rating, comment, status, urls in rows:
             yield {
                 "session_id": public_id,
                 "seq": seq,
                 "role": role,
                 "content": content,
-                "created_at": created_at.isoformat(),
+                "created_at": created_at,
                 "channel": channel,
                 "author_name": author,
                 "answer_status": status,
-                "citations": cited_urls(cited),
+                "citations": json.loads(urls) if role == Role.ASSISTANT and urls != "[]" else [],
                 "feedback_rating": rating,
                 "feedback_comment": comment,
             }
         if len(rows) < batch_size:
             return
         after = rows[-1][:2]
-
-
-def cited_urls(citations) -> list[str]:
-    """The URLs an answer's stored citations point to, in order (an uploaded file has none)."""
-    if not isinstance(citations, list):
-        return []
-    return [url for c in citations if isinstance(c, dict) and isinstance(url := c.get("url"), str) and url]
 
 
 def session_rows(sessions: QuerySet[Session], *, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
@@ -125,20 +156,12 @@ def jsonl_lines(rows: Iterable[dict], *, per_chunk: int = 500) -> Iterator[bytes
     """One JSON object a line, UTF-8, a chunk of ``per_chunk`` lines at a time."""
     lines = []
     for row in rows:
-        lines.append(json.dumps(row, ensure_ascii=False))
+        lines.append(to_json(row))
         if len(lines) == per_chunk:
             yield ("\n".join(lines) + "\n").encode()
             lines = []
     if lines:
         yield ("\n".join(lines) + "\n").encode()
-
-
-def spreadsheet_safe(value):
-    """A text cell a spreadsheet would run as a formula gets a quote in front, so it is
-    shown as text; numbers and empty cells stay as they are."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def csv_lines(rows: Iterable[dict], *, per_chunk: int = 500) -> Iterator[bytes]:
@@ -151,7 +174,10 @@ def csv_lines(rows: Iterable[dict], *, per_chunk: int = 500) -> Iterator[bytes]:
     count = 0
     for row in rows:
         row["citations"] = " ".join(row["citations"])
-        writer.writerow([spreadsheet_safe(row[name]) for name in FIELDS])
+        # A text cell a spreadsheet would run as a formula gets a quote in front, so it
+        # is shown as text; numbers and empty cells stay as they are.
+        cells = row.values()  # in FIELDS order
+        writer.writerow(["'" + c if type(c) is str and c.startswith(FORMULA_STARTS) else c for c in cells])
         count += 1
         if count == per_chunk:
             yield buffer.getvalue().encode()
