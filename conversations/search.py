@@ -7,15 +7,14 @@ unicode61``). Both are created by the migration ``0005_message_search``. Both st
 English words, so "shipping" finds "shipped", and both match every word a staff member
 types, anywhere in a message.
 
-What a person types is reduced to words and "quoted phrases" before either database
-sees it: no character of it is ever query syntax, so quotes, dashes, stars, ``OR`` or
-``NEAR(`` can never make a search fail, and both databases understand the same thing.
+What a person types is reduced to words before either database sees it: no character
+of it is ever query syntax, so quotes, dashes, stars, ``OR`` or ``NEAR(`` can never make
+a search fail, and both databases understand the same thing.
 """
 
 from __future__ import annotations
 
 import re
-from functools import reduce
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
@@ -31,7 +30,6 @@ SQLITE_FTS_TABLE = "conversations_message_fts"
 # More terms than this are dropped: each one costs the index a lookup.
 MAX_TERMS = 16
 
-PHRASE_OR_WORD = re.compile(r'"([^"]*)"?|([^\s"]+)')
 WORD = re.compile(r"\w+")
 
 
@@ -42,34 +40,26 @@ class MessageDocument(Func):
     output_field = SearchVectorField()
 
 
-def search_terms(text: str) -> list[list[str]]:
-    """The phrases to match, each a list of words: a quoted part is one phrase, every
-    other word a phrase of its own. Punctuation and operators are dropped."""
-    terms = []
-    for quoted, bare in PHRASE_OR_WORD.findall(text):
-        words = WORD.findall(quoted or bare)
-        if quoted:
-            terms.append(words)
-        else:
-            terms += [[word] for word in words]
-    return [term for term in terms if term][:MAX_TERMS]
+def search_words(text: str) -> list[str]:
+    """The words to match: punctuation, quotes and operators dropped. Phrases are not
+    kept: matching words in order needs each candidate's text parsed again on
+    PostgreSQL (the index holds no positions it can trust without a recheck), which
+    at a million messages costs seconds for common words."""
+    return WORD.findall(text)[:MAX_TERMS]
 
 
 def messages_matching(text: str) -> QuerySet[Message]:
-    """Messages holding every word (and quoted phrase) of ``text``, in any form English
-    stemming folds together; none when ``text`` has no word."""
-    terms = search_terms(text)
-    if not terms:
+    """Messages holding every word of ``text``, in any form English stemming folds
+    together; none when ``text`` has no word."""
+    words = search_words(text)
+    if not words:
         return Message.objects.none()
     if connection.vendor == "postgresql":
-        query = reduce(
-            lambda left, right: left & right,
-            (SearchQuery(" ".join(term), search_type="phrase", config=POSTGRES_CONFIG) for term in terms),
-        )
+        query = SearchQuery(" ".join(words), search_type="plain", config=POSTGRES_CONFIG)
         return Message.objects.annotate(document=MessageDocument(F("content"))).filter(document=query)
     if connection.vendor == "sqlite":
-        # Each term a double-quoted FTS5 string (its words a phrase): nothing is syntax.
-        query = " ".join('"' + " ".join(term) + '"' for term in terms)
+        # Each word a double-quoted FTS5 string, so none is syntax; together, all must match.
+        query = " ".join(f'"{word}"' for word in words)
         # Our own table's name; the query is a parameter.
         sql = f"SELECT rowid FROM {SQLITE_FTS_TABLE} WHERE {SQLITE_FTS_TABLE} MATCH %s"  # noqa: S608
         matching_ids = RawSQL(sql, [query])  # noqa: S611
