@@ -100,33 +100,38 @@ def history(size: int) -> list[tuple[str, str]]:
 # --- A shop's conversations -----------------------------------------------------------
 
 PRODUCTS = (
-    "tent", "two-person tent", "family tent", "sleeping bag", "down sleeping bag", "sleeping mat", "backpack",
-    "daypack", "rain jacket", "fleece", "hiking boots", "trail shoes", "camping stove", "gas canister", "headlamp",
-    "water filter", "trekking poles", "hammock", "cooler box", "camping chair", "lantern", "first aid kit",
+    "tent", "two-person tent", "family tent", "tunnel tent", "sleeping bag", "down sleeping bag", "sleeping mat",
+    "pillow", "backpack", "daypack", "rain jacket", "softshell", "fleece", "base layer", "hiking boots",
+    "trail shoes", "sandals", "gaiters", "camping stove", "gas canister", "cookset", "headlamp", "lantern",
+    "water filter", "bottle", "trekking poles", "hammock", "tarp", "cooler box", "camping chair", "table",
+    "first aid kit", "compass", "GPS watch", "binoculars", "bivy bag", "dry bag", "knife", "gloves", "beanie",
 )  # fmt: skip
 TOPICS = (
     ("shipping", "shipped", "ships"), ("delivery", "delivered", "delivering"), ("return", "returned", "returning"),
-    ("refund", "refunded", "refunding"), ("exchange", "exchanged", "exchanging"), ("warranty", "repair", "repaired"),
-    ("invoice", "invoiced", "billing"), ("discount", "voucher", "coupon"), ("size", "sizing", "fits"),
-    ("stock", "restocked", "available"), ("order", "ordered", "ordering"), ("payment", "paid", "paying"),
+    ("refund", "refunded", "refunding"), ("exchange", "exchanged", "exchanging"), ("warranty", "repaired", "repair"),
+    ("invoice", "invoiced", "billing"), ("discount", "reduced", "discounting"), ("size", "sized", "sizing"),
+    ("stock", "restocked", "restocking"), ("order", "ordered", "ordering"), ("payment", "paid", "paying"),
+    ("tracking", "tracked", "tracking"), ("rental", "rented", "renting"), ("cleaning", "cleaned", "washing"),
 )  # fmt: skip
 PLACES = (
-    "Norway", "Sweden", "Zürich", "Vienna", "Lyon", "Madrid", "Dublin", "Rotterdam", "Kraków", "Porto",
-    "the Alps", "Scotland", "Iceland", "Lapland", "the Pyrenees",
+    "Norway", "Sweden", "Finland", "Denmark", "Zürich", "Geneva", "Vienna", "Munich", "Berlin", "Hamburg", "Lyon",
+    "Paris", "Madrid", "Seville", "Lisbon", "Porto", "Dublin", "Edinburgh", "Rotterdam", "Antwerp", "Kraków",
+    "Prague", "Ljubljana", "Milan", "the Alps", "the Dolomites", "Scotland", "Iceland", "Lapland", "the Pyrenees",
 )  # fmt: skip
 QUESTIONS = (
     "Do you ship the {product} to {place}?",
     "How long does {topic} take for a {product} to {place}?",
     "My {product} was {past} last week but the zip broke, what now?",
     "Is the {product} waterproof enough for {place} in autumn?",
-    "Can I get a {topic} on the {product} if I {verb} it within 30 days?",
+    "Can I get a {topic} on the {product} if I keep it within 30 days?",
     "Which {product} would you recommend for a week in {place}?",
     "I {past} the wrong {product}, can I swap it for a bigger one?",
     "What does {topic} cost for a {product} and a {product2}?",
-    "Where is my invoice for the {product} I {past} on Monday?",
+    "Where is my invoice for the {product}, order #{order}?",
     "Does the {product} come with a {topic} card?",
     "How heavy is the {product}, and does it pack small?",
     "Are you {verb} the {product} again before summer?",
+    "Order #{order} still says {topic} pending, can you check?",
 )
 ANSWERS = (
     "Yes, we ship the {product} to {place}; {topic} usually takes three to five working days [1].",
@@ -138,6 +143,7 @@ ANSWERS = (
     "We expect the {product} back in stock in about two weeks; you can ask to be notified [1].",
     "An exchange for a bigger {product} is free: start it from your order page and we send a label [1][2].",
     "{topic_title} for a {product} and a {product2} together costs 4.90, and is free over 50 euros [1].",
+    "Order #{order} left our warehouse yesterday; the carrier's page updates overnight [1].",
 )
 NO_ANSWER = "I could not find that on our pages. Please contact our support team, who will gladly help."
 PAGES = (
@@ -146,31 +152,38 @@ PAGES = (
     ("Payment", "https://shop.example/help/payment"), ("Tents", "https://shop.example/tents"),
     ("Sleeping bags", "https://shop.example/sleeping-bags"), ("Jackets", "https://shop.example/jackets"),
 )  # fmt: skip
+THEMES = {"product": PRODUCTS, "topic": TOPICS, "place": PLACES}
 SOURCES = (Channel.WIDGET, Channel.WIDGET, Channel.PAGE, Channel.API)
 
 
 def conversation(rng: random.Random, size: int) -> list[tuple[str, str, dict]]:
-    """``size`` messages of one visitor's conversation: (role, text, metadata)."""
+    """``size`` messages of one visitor's conversation: (role, text, metadata). A visitor
+    keeps to one product, topic and place for most turns, as people do."""
     messages = []
+    theme = {"product": rng.choice(PRODUCTS), "topic": rng.choice(TOPICS), "place": rng.choice(PLACES)}
+    order = rng.randint(10000, 99999)
     for turn in range(size // 2):
-        topic = rng.choice(TOPICS)
+        if turn and rng.random() < 0.3:  # on to another product, topic or place
+            key = rng.choice(tuple(theme))
+            theme[key] = rng.choice(THEMES[key])
+        topic = theme["topic"]
         words = {
-            "product": rng.choice(PRODUCTS),
+            "product": theme["product"],
             "product2": rng.choice(PRODUCTS),
-            "place": rng.choice(PLACES),
+            "place": theme["place"],
             "topic": topic[0],
             "topic_title": topic[0].capitalize(),
             "past": topic[1],
             "verb": topic[2],
+            "order": order,
         }
         question = rng.choice(QUESTIONS).format(**words)
         if turn:
             question = rng.choice(("Thanks. ", "OK, and ", "Also: ", "")) + question
         messages.append((Role.USER.value, question, {}))
         answered = rng.random() < 0.85
-        text = (
-            " ".join(rng.choice(ANSWERS).format(**words) for _ in range(rng.randint(1, 3))) if answered else NO_ANSWER
-        )
+        count = rng.randint(1, 3)
+        text = " ".join(rng.choice(ANSWERS).format(**words) for _ in range(count)) if answered else NO_ANSWER
         cited = rng.sample(PAGES, 2) if answered else []
         metadata = {
             "provider": "openai",
