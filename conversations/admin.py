@@ -115,6 +115,15 @@ class SessionMessagesSearch(admin.ModelAdmin):
             by_fields |= search.sessions_matching(queryset, term)
         return by_fields, may_have_duplicates
 
+    def get_changelist_instance(self, request):
+        # The date bar above a search's results would search twice more (its first and
+        # last dates, then its years or months) for links a search rarely needs; the
+        # date filters beside the list stay.
+        changelist = super().get_changelist_instance(request)
+        if changelist.query.strip():
+            changelist.date_hierarchy = None
+        return changelist
+
 
 def transcripts_download(request, sessions, file_format: str) -> StreamingHttpResponse:
     """The transcripts of ``sessions`` as a file, streamed (conversations/export.py)."""
