@@ -154,10 +154,13 @@ def test_the_index_is_dropped_and_rebuilt_when_the_migration_is_reversed_and_app
 def search_index_exists() -> bool:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'message_content_search_idx'")
+            cursor.execute(
+                "SELECT count(*) = 2 FROM pg_indexes "
+                "WHERE indexname IN ('message_content_search_idx', 'session_title_search_idx')"
+            )
         else:
-            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'conversations_message_fts'")
-        return cursor.fetchone() is not None
+            cursor.execute("SELECT count(*) = 1 FROM sqlite_master WHERE name = 'conversations_message_fts'")
+        return cursor.fetchone()[0]
 
 
 def test_a_search_leaves_out_the_date_bar_which_would_search_twice_more(staff_client):

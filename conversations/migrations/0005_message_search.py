@@ -1,8 +1,11 @@
-"""The full-text index behind the admin's message search (conversations/search.py).
+"""The indexes behind the admin's search (conversations/search.py, conversations/admin.py).
 
-PostgreSQL: a GIN index over the expression ``to_tsvector('english', content)``, built
-CONCURRENTLY so that messages can still be written while it is built on a large table
-(hence a non-atomic migration, and no statement timeout for that one statement).
+PostgreSQL: a GIN index over the expression ``to_tsvector('english', content)``, and a
+trigram index (pg_trgm, a trusted extension) over ``upper(title)``, the expression
+Django's ``icontains`` compares, so a title search reads an index instead of every
+session. Both built CONCURRENTLY so that messages can still be written while they are
+built on large tables (hence a non-atomic migration, and no statement timeout for it);
+reversing drops the indexes and leaves the extension, which others may use.
 SQLite: an external-content FTS5 table (the text lives only in the messages table),
 filled from the existing rows and kept in step by triggers on insert, update and delete.
 """
@@ -10,6 +13,7 @@ filled from the existing rows and kept in step by triggers on insert, update and
 from django.db import migrations
 
 MESSAGES = "conversations_message"
+SESSIONS = "conversations_session"
 FTS = "conversations_message_fts"
 
 
@@ -43,9 +47,15 @@ class Migration(migrations.Migration):
                 "SET statement_timeout = 0",
                 f"CREATE INDEX CONCURRENTLY IF NOT EXISTS message_content_search_idx ON {MESSAGES} "
                 "USING gin (to_tsvector('english'::regconfig, content))",
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS session_title_search_idx ON {SESSIONS} "
+                "USING gin (upper(title::text) gin_trgm_ops)",
                 "RESET statement_timeout",
             ],
-            ["DROP INDEX CONCURRENTLY IF EXISTS message_content_search_idx"],
+            [
+                "DROP INDEX CONCURRENTLY IF EXISTS session_title_search_idx",
+                "DROP INDEX CONCURRENTLY IF EXISTS message_content_search_idx",
+            ],
         ),
         RunSQLOn(
             "sqlite",
