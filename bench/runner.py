@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench import alternatives, live, load, report, widget
+from bench import admin_scale, alternatives, live, load, report, widget
 from bench.server import REPO, ProductionServer, free_port
 
 RESULTS = REPO / "bench" / "results"
@@ -422,9 +422,14 @@ def live_feed(args, env_for, database_url: str) -> dict:
     )
 
 
+def admin_at_scale(args, env_for, database_url: str) -> dict:
+    """Item 10: admin search, the insight page and export at 1,000,000 messages."""
+    return admin_scale.measure(env_for, quick=args.quick, log=log, raw=RAW, database_url=database_url)
+
+
 def write_section(args, started: float, name: str, run) -> int:
     """One item alone (``--only``): measured, then written to raw/<item>[-quick].{json,md},
-    or for a full retrieval run to retrieval.{json,md} beside latest.*."""
+    or for a full retrieval, live or admin run to <item>.{json,md} beside latest.*."""
     results = {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "mode": "quick" if args.quick else "full",
@@ -438,7 +443,7 @@ def write_section(args, started: float, name: str, run) -> int:
     results[name] = run()
     results["load_average_at_end"] = round(load_average(), 2)
     results["duration_s"] = round(time.time() - started, 1)
-    if name in ("retrieval", "live") and not args.quick:
+    if name in ("retrieval", "live", "admin") and not args.quick:
         target = RESULTS / name
     else:
         target = RAW / (f"{name}-quick" if args.quick and name != "visitors" else name)
@@ -447,6 +452,8 @@ def write_section(args, started: float, name: str, run) -> int:
         markdown = report.visitors_markdown(results[name])
     elif name == "live":
         markdown = live.markdown(results)
+    elif name == "admin":
+        markdown = admin_scale.markdown(results)
     else:
         markdown = report.run_header(results) + "\n\n" + report.retrieval_markdown(results[name])
     target.with_suffix(".md").write_text(markdown)
@@ -482,13 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument(
         "--only",
-        choices=["visitors", "retrieval", "live"],
+        choices=["visitors", "retrieval", "live", "admin"],
         help="only this section (results go to raw/<section>.{json,md}; a full retrieval run to retrieval.{json,md})",
     )
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config.full()
     RAW.mkdir(parents=True, exist_ok=True)
-    if args.only not in ("retrieval", "live") and not load.wrk_available():
+    if args.only not in ("retrieval", "live", "admin") and not load.wrk_available():
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     started = time.time()
 
@@ -529,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         return write_section(args, started, "visitors", lambda: visitors_at_once(cfg, env_for, database_url))
     if args.only == "live":
         return write_section(args, started, "live", lambda: live_feed(args, env_for, database_url))
+    if args.only == "admin":
+        return write_section(args, started, "admin", lambda: admin_at_scale(args, env_for, database_url))
 
     log("seeding histories")
     turn_sessions = seed.create_sessions(cfg.turn_sessions, 50, label="turns")

@@ -4,16 +4,35 @@ API: seeding 150,000 messages over HTTP would take longer than the benchmark its
 The rows are what the API would have written: consecutive ``seq`` from 1, the
 session's ``last_seq`` equal to its message count, alternating user and assistant
 messages of realistic length with their token estimates. Call after ``django.setup()``.
+
+Two kinds: ``create_sessions``, the same filler conversation in every session (the turn
+and history items), and ``create_conversations``, a shop's visitors asking varied
+questions over several weeks, answered with citations and the metadata a real turn
+stores (the admin item: search needs words that differ, the insight page days).
 """
 
 from __future__ import annotations
 
+import json
+import random
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from conversations.models import Channel, Message, Role, Session
+from conversations.grounding import AnswerStatus
+from conversations.models import (
+    Channel,
+    DailyUsage,
+    Feedback,
+    Message,
+    MessageDraft,
+    Rating,
+    Role,
+    Session,
+    title_from,
+)
 from conversations.tokens import estimate_tokens
 
 FILLER = (
@@ -21,6 +40,7 @@ FILLER = (
     "and the tracking page still says the parcel is in transit. Could you check what happened "
     "and tell me whether I need to do anything before the return window closes?"
 )
+MESSAGE_COLUMNS = ("session_id", "seq", "role", "content", "metadata", "channel", "token_count", "created_at")
 
 
 def message_text(index: int) -> tuple[str, str]:
@@ -30,36 +50,222 @@ def message_text(index: int) -> tuple[str, str]:
     return Role.ASSISTANT.value, f"Answer {index // 2 + 1}: {FILLER} {FILLER[: index % 200]}"
 
 
+def new_sessions(specs: list[dict]) -> list[Session]:
+    """Sessions made from field values (``bulk_create`` returns their keys on PostgreSQL)."""
+    return Session.objects.bulk_create([Session(**spec) for spec in specs], batch_size=1000)
+
+
+def copy_messages(rows: Iterable[tuple]) -> None:
+    """Messages as ``MESSAGE_COLUMNS`` tuples, in one COPY and one transaction."""
+    table = Message._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")  # a large COPY outlasts the server's limit
+        with cursor.copy(f"COPY {table} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN") as copy:  # noqa: S608 - our own table name
+            for row in rows:
+                copy.write_row(row)
+
+
 def create_sessions(count: int, size: int, *, label: str) -> list[str]:
     """``count`` sessions holding ``size`` messages each; returns their public ids."""
     now = timezone.now()
-    sessions = Session.objects.bulk_create(
+    expires_at = now + timedelta(days=30)
+    sessions = new_sessions(
         [
-            Session(
-                source=Channel.API,
-                title=f"bench {label} #{n}",
-                last_seq=size,
-                created_at=now,
-                last_activity_at=now,
-                expires_at=now + timedelta(days=30),
-            )
+            {
+                "source": Channel.API,
+                "title": f"bench {label} #{n}",
+                "last_seq": size,
+                "created_at": now,
+                "last_activity_at": now,
+                "expires_at": expires_at,
+            }
             for n in range(count)
-        ],
-        batch_size=1000,
+        ]
     )
-    # bulk_create returns primary keys on PostgreSQL.
     texts = [message_text(i) for i in range(size)]
     tokens = [estimate_tokens(text) for _, text in texts]
-    table = Message._meta.db_table
-    columns = "session_id, seq, role, content, metadata, channel, token_count, created_at"
-    with transaction.atomic(), connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608 - our own table name
-            for session in sessions:
-                for index, (role, text) in enumerate(texts):
-                    copy.write_row((session.pk, index + 1, role, text, "{}", Channel.API.value, tokens[index], now))
+    copy_messages(
+        (session.pk, index + 1, role, text, "{}", Channel.API.value, tokens[index], now)
+        for session in sessions
+        for index, (role, text) in enumerate(texts)
+    )
     return [session.public_id for session in sessions]
 
 
 def history(size: int) -> list[tuple[str, str]]:
     """The same messages ``create_sessions`` writes, for the alternatives' stores."""
     return [message_text(i) for i in range(size)]
+
+
+# --- A shop's conversations -----------------------------------------------------------
+
+PRODUCTS = (
+    "tent", "two-person tent", "family tent", "tunnel tent", "sleeping bag", "down sleeping bag", "sleeping mat",
+    "pillow", "backpack", "daypack", "rain jacket", "softshell", "fleece", "base layer", "hiking boots",
+    "trail shoes", "sandals", "gaiters", "camping stove", "gas canister", "cookset", "headlamp", "lantern",
+    "water filter", "bottle", "trekking poles", "hammock", "tarp", "cooler box", "camping chair", "table",
+    "first aid kit", "compass", "GPS watch", "binoculars", "bivy bag", "dry bag", "knife", "gloves", "beanie",
+)  # fmt: skip
+TOPICS = (
+    ("shipping", "shipped", "ships"), ("delivery", "delivered", "delivering"), ("return", "returned", "returning"),
+    ("refund", "refunded", "refunding"), ("exchange", "exchanged", "exchanging"), ("warranty", "repaired", "repair"),
+    ("invoice", "invoiced", "billing"), ("discount", "reduced", "discounting"), ("size", "sized", "sizing"),
+    ("stock", "restocked", "restocking"), ("order", "ordered", "ordering"), ("payment", "paid", "paying"),
+    ("tracking", "tracked", "tracking"), ("rental", "rented", "renting"), ("cleaning", "cleaned", "washing"),
+)  # fmt: skip
+PLACES = (
+    "Norway", "Sweden", "Finland", "Denmark", "Zürich", "Geneva", "Vienna", "Munich", "Berlin", "Hamburg", "Lyon",
+    "Paris", "Madrid", "Seville", "Lisbon", "Porto", "Dublin", "Edinburgh", "Rotterdam", "Antwerp", "Kraków",
+    "Prague", "Ljubljana", "Milan", "the Alps", "the Dolomites", "Scotland", "Iceland", "Lapland", "the Pyrenees",
+)  # fmt: skip
+QUESTIONS = (
+    "Do you ship the {product} to {place}?",
+    "How long does {topic} take for a {product} to {place}?",
+    "My {product} was {past} last week but the zip broke, what now?",
+    "Is the {product} waterproof enough for {place} in autumn?",
+    "Can I get a {topic} on the {product} if I keep it within 30 days?",
+    "Which {product} would you recommend for a week in {place}?",
+    "I {past} the wrong {product}, can I swap it for a bigger one?",
+    "What does {topic} cost for a {product} and a {product2}?",
+    "Where is my invoice for the {product}, order #{order}?",
+    "Does the {product} come with a {topic} card?",
+    "How heavy is the {product}, and does it pack small?",
+    "Are you {verb} the {product} again before summer?",
+    "Order #{order} still says {topic} pending, can you check?",
+)
+ANSWERS = (
+    "Yes, we ship the {product} to {place}; {topic} usually takes three to five working days [1].",
+    "The {product} is covered by our two-year warranty, and a broken zip is repaired free of charge [1].",
+    "For {place} in autumn I would take the {product} with a taped seam; it stays dry in steady rain [1][2].",
+    "You can return the {product} within 30 days for a refund, as long as it is unused [1].",
+    "The {product} weighs about 1.4 kg and packs to the size of a loaf of bread [2].",
+    "Your invoice is attached to the confirmation email; you can also download it from your account [1].",
+    "We expect the {product} back in stock in about two weeks; you can ask to be notified [1].",
+    "An exchange for a bigger {product} is free: start it from your order page and we send a label [1][2].",
+    "{topic_title} for a {product} and a {product2} together costs 4.90, and is free over 50 euros [1].",
+    "Order #{order} left our warehouse yesterday; the carrier's page updates overnight [1].",
+)
+NO_ANSWER = "I could not find that on our pages. Please contact our support team, who will gladly help."
+PAGES = (
+    ("Shipping", "https://shop.example/help/shipping"), ("Returns", "https://shop.example/help/returns"),
+    ("Warranty", "https://shop.example/help/warranty"), ("Sizes", "https://shop.example/help/sizes"),
+    ("Payment", "https://shop.example/help/payment"), ("Tents", "https://shop.example/tents"),
+    ("Sleeping bags", "https://shop.example/sleeping-bags"), ("Jackets", "https://shop.example/jackets"),
+)  # fmt: skip
+THEMES = {"product": PRODUCTS, "topic": TOPICS, "place": PLACES}
+SOURCES = (Channel.WIDGET, Channel.WIDGET, Channel.PAGE, Channel.API)
+
+
+def conversation(rng: random.Random, size: int) -> list[tuple[str, str, dict]]:
+    """``size`` messages of one visitor's conversation: (role, text, metadata). A visitor
+    keeps to one product, topic and place for most turns, as people do."""
+    messages = []
+    theme = {"product": rng.choice(PRODUCTS), "topic": rng.choice(TOPICS), "place": rng.choice(PLACES)}
+    order = rng.randint(10000, 99999)
+    for turn in range(size // 2):
+        if turn and rng.random() < 0.3:  # on to another product, topic or place
+            key = rng.choice(tuple(theme))
+            theme[key] = rng.choice(THEMES[key])
+        topic = theme["topic"]
+        words = {
+            "product": theme["product"],
+            "product2": rng.choice(PRODUCTS),
+            "place": theme["place"],
+            "topic": topic[0],
+            "topic_title": topic[0].capitalize(),
+            "past": topic[1],
+            "verb": topic[2],
+            "order": order,
+        }
+        question = rng.choice(QUESTIONS).format(**words)
+        if turn:
+            question = rng.choice(("Thanks. ", "OK, and ", "Also: ", "")) + question
+        messages.append((Role.USER.value, question, {}))
+        answered = rng.random() < 0.85
+        count = rng.randint(1, 3)
+        text = " ".join(rng.choice(ANSWERS).format(**words) for _ in range(count)) if answered else NO_ANSWER
+        cited = rng.sample(PAGES, 2) if answered else []
+        metadata = {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "usage": {"prompt_tokens": rng.randint(600, 2400), "completion_tokens": rng.randint(40, 220)},
+            "finish_reason": "stop",
+            "latency_ms": round(rng.uniform(400, 2600), 1),
+            "citations": [
+                {"id": n, "title": title, "url": url, "heading": "", "snippet": question[:120]}
+                for n, (title, url) in enumerate(cited, start=1)
+            ],
+            "answer_status": AnswerStatus.ANSWERED.value if answered else AnswerStatus.NO_ANSWER.value,
+        }
+        messages.append((Role.ASSISTANT.value, text, metadata))
+    return messages
+
+
+def create_conversations(count: int, size: int, *, days: int, seed: int = 12, chunk: int = 2000) -> int:
+    """``count`` sessions of ``size`` messages each, started evenly over the last ``days``
+    days, a message every 40 s; feedback on one answer in 20, and each day's tokens per
+    session in ``DailyUsage`` as turns record them. Returns the messages made. Written
+    ``chunk`` sessions at a time, so memory does not grow with ``count``."""
+    rng = random.Random(seed)
+    now = timezone.now()
+    step = (days * 86400 - size * 40) / count
+    for first in range(0, count, chunk):
+        starts = [now - timedelta(days=days, seconds=-step * n) for n in range(first, min(count, first + chunk))]
+        chats = [conversation(rng, size) for _ in starts]
+        sessions = new_sessions(
+            [
+                {
+                    "source": rng.choice(SOURCES),
+                    "title": title_from([MessageDraft(role=chat[0][0], content=chat[0][1])]),
+                    "last_seq": size,
+                    "created_at": start,
+                    "last_activity_at": start + timedelta(seconds=40 * (size - 1)),
+                    "expires_at": start + timedelta(days=31),
+                }
+                for chat, start in zip(chats, starts, strict=True)
+            ]
+        )
+        copy_messages(
+            (
+                session.pk,
+                index + 1,
+                role,
+                text,
+                json.dumps(metadata),
+                session.source,
+                estimate_tokens(text),
+                start + timedelta(seconds=40 * index),
+            )
+            for session, chat, start in zip(sessions, chats, starts, strict=True)
+            for index, (role, text, metadata) in enumerate(chat)
+        )
+    rate_answers()
+    record_usage()
+    return count * size
+
+
+def rate_answers() -> None:
+    """Feedback on every 20th answer, two thirds helpful, written a minute after it."""
+    feedback, messages = Feedback._meta.db_table, Message._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute(
+            f"INSERT INTO {feedback} (message_id, rating, comment, created_at, updated_at) "  # noqa: S608 - our tables
+            "SELECT id, CASE WHEN id %% 3 = 0 THEN %s ELSE %s END, '', created_at + interval '1 minute', "
+            f"created_at + interval '1 minute' FROM {messages} WHERE role = %s AND id %% 20 = 0",
+            [Rating.NOT_HELPFUL.value, Rating.HELPFUL.value, Role.ASSISTANT.value],
+        )
+
+
+def record_usage() -> None:
+    """Each session's turns and tokens per day, from its answers' usage, as turns count them."""
+    usage, messages = DailyUsage._meta.db_table, Message._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute(
+            f"INSERT INTO {usage} (day, session_id, turns, prompt_tokens, completion_tokens) "  # noqa: S608
+            "SELECT created_at::date, session_id, count(*), sum((metadata->'usage'->>'prompt_tokens')::bigint), "
+            f"sum((metadata->'usage'->>'completion_tokens')::bigint) FROM {messages} WHERE role = %s "
+            "GROUP BY 1, 2",
+            [Role.ASSISTANT.value],
+        )

@@ -3,20 +3,24 @@ Messages are records of what was said: the admin shows them and never edits them
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db.models import Exists, F, OuterRef, Subquery
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from conversations import staffing
+from conversations import export, search, staffing
 from conversations.display import link_host, link_hosts, visible
 from conversations.errors import api_error_for
 from conversations.exceptions import ConversationError
@@ -27,6 +31,8 @@ from widget.headers import content_security_policy
 # A session can hold thousands of messages; the page shows the latest this many.
 TRANSCRIPT_MESSAGES = 500
 CONTENT_GAPS_PER_PAGE = 100
+# A session id, or the start of one as log lines shorten it ("Qm9Xc2…").
+SESSION_ID_START = re.compile(r"([A-Za-z0-9_-]{6,64})…?")
 
 
 def no_answer_replies():
@@ -148,23 +154,61 @@ class FeedbackAdmin(admin.ModelAdmin):
 
 
 class SessionMessagesSearch(admin.ModelAdmin):
-    """Search by session id, title, or the text of any message in the session."""
+    """Search by session id (whole, or its start as logs show it), title, or the words of
+    any message in the session, each through an index (conversations/search.py; the
+    title's trigram index on PostgreSQL)."""
 
-    search_fields = ["public_id", "title"]
+    search_fields = ["title"]
     search_help_text = "Session id, title, or words from any message."
 
     def get_search_results(self, request, queryset, search_term):
-        # ``queryset`` arrives already narrowed by the list filters: the message match is
-        # taken from it too, so a search never brings back what a filter left out.
-        by_fields, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            matching = Message.objects.filter(session=OuterRef("pk"), content__icontains=search_term)
-            by_fields |= queryset.filter(Exists(matching))
-        return by_fields, may_have_duplicates
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Each way of matching is a subquery of its own that its index answers; one
+        # UNION of session keys then narrows ``queryset``, which arrives already narrowed
+        # by the list filters, so a search never brings back what a filter left out.
+        # (Joined by OR instead, PostgreSQL would test every session's title in turn.)
+        sessions = self.model._default_manager.order_by()
+        by_title, _ = super().get_search_results(request, sessions, search_term)
+        matching = by_title.values("pk").union(search.messages_matching(term).order_by().values("session_id"))
+        if id_start := SESSION_ID_START.fullmatch(term):
+            matching = matching.union(sessions.filter(public_id__startswith=id_start[1]).values("pk"))
+        return queryset.filter(pk__in=matching), False
+
+    def get_changelist_instance(self, request):
+        # The date bar above a search's results would search twice more (its first and
+        # last dates, then its years or months) for links a search rarely needs; the
+        # date filters beside the list stay.
+        changelist = super().get_changelist_instance(request)
+        if changelist.query.strip():
+            changelist.date_hierarchy = None
+        return changelist
+
+
+def transcripts_download(request, sessions, file_format: str) -> StreamingHttpResponse:
+    """The transcripts of ``sessions`` as a file, streamed (conversations/export.py)."""
+    chunks = export.encoded(export.session_rows(sessions), file_format)
+    body = export.on_database_thread(chunks) if isinstance(request, ASGIRequest) else chunks
+    response = StreamingHttpResponse(body, content_type=export.CONTENT_TYPES[file_format])
+    name = f"transcripts-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@admin.action(description="Export transcripts as JSON Lines", permissions=["view"])
+def export_jsonl(modeladmin, request, queryset):
+    return transcripts_download(request, queryset, "jsonl")
+
+
+@admin.action(description="Export transcripts as CSV", permissions=["view"])
+def export_csv(modeladmin, request, queryset):
+    return transcripts_download(request, queryset, "csv")
 
 
 @admin.register(Session)
 class SessionAdmin(SessionMessagesSearch):
+    actions = [export_jsonl, export_csv]
     list_display = ["public_id", "shown_title", "source", "message_count", "last_activity_at", "waiting_since", "owner"]
     list_filter = [
         WaitingFilter,

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Message, MessageDraft, Role, Session
+from tests.admin_helpers import listed_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +28,6 @@ def conversation(member):
         session.add_message(MessageDraft(role=role, content=text))
     session.refresh_from_db()
     return session
-
-
-def listed_ids(response) -> set[str]:
-    return {session.public_id for session in response.context["cl"].result_list}
 
 
 # --- The sessions list -----------------------------------------------------------------
