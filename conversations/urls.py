@@ -19,6 +19,7 @@ urlpatterns = [
     path("session/create", views.SessionCreateView.as_view(), name="guide-session-create"),
     path("session/<str:session_id>/messages", views.SessionMessagesView.as_view(), name="guide-session-messages"),
     path("session/<str:session_id>/handoff", views.SessionHandoffView.as_view(), name="session-handoff"),
+    path("session/<str:session_id>/rotate", views.SessionRotateView.as_view(), name="session-rotate"),
     path("session/<str:session_id>/events", views.SessionEventsView.as_view(), name="session-events"),
     path("chat", views.ChatView.as_view(), name="chat"),
     path("widget/config", views.WidgetConfigView.as_view(), name="widget-config"),
