@@ -182,8 +182,8 @@ class SessionUpdateSerializer(SessionSerializer):
         """Writes the changed fields alone, and only while the session still has the id
         it was read by: a whole-row save would put back an id rotated away meanwhile
         (and a ``last_seq`` a concurrent turn moved on). ``DoesNotExist`` if it has gone."""
-        changed = Session.objects.filter(pk=session.pk, public_id=session.public_id).update(**validated_data)
-        if not changed:
+        current = Session.objects.filter(pk=session.pk, public_id=session.public_id)
+        if not (current.update(**validated_data) if validated_data else current.exists()):
             raise Session.DoesNotExist("The session was deleted, or its id was rotated.")
         for name, value in validated_data.items():
             setattr(session, name, value)
