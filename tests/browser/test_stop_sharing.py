@@ -1,0 +1,105 @@
+"""Stop sharing this link, in the browser: the full page and the widget give the
+conversation a new id, carry on under it, and the old link shows what an unknown one does."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.models import Session
+from tests.browser.support import ChatUI, customer_page, focused_name, in_db_thread, tab_to, widget_tag
+
+pytestmark = pytest.mark.browser
+
+EXPLANATION = "Anyone with this link will lose this conversation. You continue here under a new link."
+DONE = "Done: this conversation has a new link."
+
+
+def stored(session_id: str) -> list[str]:
+    return list(Session.objects.get(public_id=session_id).messages.order_by("seq").values_list("content", flat=True))
+
+
+def session_in(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("session", [None])[0]
+
+
+def test_the_page_moves_to_a_new_link_and_the_old_one_shows_an_unknown_conversation(new_page, live_server):
+    api = live_server.url
+    page = new_page()
+    page.goto(f"{api}/chat")
+    chat = ChatUI(page)
+    expect(chat.button("Stop sharing this link")).to_be_hidden()  # nothing to share yet
+    chat.send("A question I shared by mistake", replies_after=1)
+    old_id = session_in(page.url)
+    assert old_id
+
+    # By keyboard: the control, then an explained confirmation that has the focus.
+    page.locator("body").focus()
+    tab_to(page, "Stop sharing this link")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text(EXPLANATION)).to_be_visible()
+    assert focused_name(page) == "Stop sharing"
+    assert chat.button("Stop sharing").get_attribute("aria-describedby") == "cb-ask"
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_text(DONE)).to_be_visible()
+    expect(page.get_by_text(EXPLANATION)).to_have_count(0)
+    new_id = in_db_thread(lambda: Session.objects.get().public_id)
+    assert new_id != old_id
+    expect(page).to_have_url(f"{api}/chat?session={new_id}")
+
+    chat.send("And after I stopped sharing", replies_after=2)
+    assert "I can see 2 earlier messages" in chat.transcript()[-1][1]
+    assert in_db_thread(lambda: stored(new_id))[::2] == ["A question I shared by mistake", "And after I stopped sharing"]
+
+    stranger = new_page()
+    stranger.goto(f"{api}/chat?session={old_id}")
+    expect(stranger.get_by_role("status")).to_contain_text("We couldn't find that conversation")
+    assert ChatUI(stranger).transcript() == []
+    expect(stranger.get_by_text("A question I shared by mistake")).to_have_count(0)
+
+
+def test_cancelling_keeps_the_link(new_page, live_server):
+    page = new_page()
+    page.goto(f"{live_server.url}/chat")
+    chat = ChatUI(page)
+    chat.send("Keep this one", replies_after=1)
+    session_id = session_in(page.url)
+
+    chat.button("Stop sharing this link").click()
+    chat.button("Cancel").click()
+
+    expect(page.get_by_text(EXPLANATION)).to_have_count(0)
+    assert focused_name(page) == "Stop sharing this link"
+    assert in_db_thread(lambda: Session.objects.get().public_id) == session_id == session_in(page.url)
+
+
+def test_the_widget_moves_to_a_new_link_and_keeps_it_after_a_reload(new_page, live_server, customer_site):
+    api = live_server.url
+    host_url = customer_site.serve("/stop-sharing", customer_page(widget_tag(api)))
+    page = new_page()
+    widget = ChatUI(page)
+    page.goto(host_url)
+    widget.launcher.click()
+    widget.send("First question", replies_after=1)
+    stored_id = f"localStorage.getItem('chatbot:session:{api}')"
+    old_id = page.evaluate(stored_id)
+
+    widget.button("Stop sharing this link").click()
+    expect(page.get_by_text(EXPLANATION)).to_be_visible()
+    widget.button("Stop sharing").click()
+    expect(page.get_by_text(DONE)).to_be_visible()
+
+    new_id = in_db_thread(lambda: Session.objects.get().public_id)
+    assert new_id != old_id
+    assert page.evaluate(stored_id) == new_id
+    page.reload()
+    widget.launcher.click()
+    widget.wait_for_replies(1)
+    widget.send("Second question", replies_after=2)
+    assert "I can see 2 earlier messages" in widget.transcript()[-1][1]
+    assert page.evaluate(stored_id) == new_id
+    full = widget.open_full_page()
+    assert session_in(full.url) == new_id
