@@ -103,3 +103,22 @@ def test_the_widget_moves_to_a_new_link_and_keeps_it_after_a_reload(new_page, li
     assert page.evaluate(stored_id) == new_id
     full = widget.open_full_page()
     assert session_in(full.url) == new_id
+
+
+def test_the_page_framed_on_a_customer_site_tells_that_site_its_new_link(new_page, live_server, customer_site):
+    api = live_server.url
+    snippet = f'<script src="{api}/static/widget/frame.js" data-api-base="{api}" defer></script>'
+    url = customer_site.serve("/chatbot-stop", customer_page(snippet, title="Our chatbot page", css=""))
+    page = new_page()
+    page.goto(url)
+    chat = ChatUI(page.frame_locator("iframe.chatbot-frame"))
+    chat.send("Shared too widely", replies_after=1)
+    page.wait_for_function("() => location.search.includes('session=')")
+    old_id = session_in(page.url)
+
+    chat.button("Stop sharing this link").click()
+    chat.button("Stop sharing").click()
+
+    new_id = in_db_thread(lambda: Session.objects.get().public_id)
+    assert new_id != old_id
+    expect(page).to_have_url(f"{url}?session={new_id}")
