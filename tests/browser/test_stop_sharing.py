@@ -9,7 +9,15 @@ import pytest
 from playwright.sync_api import expect
 
 from conversations.models import Session
-from tests.browser.support import ChatUI, customer_page, focused_name, in_db_thread, tab_to, widget_tag
+from tests.browser.support import (
+    ChatUI,
+    customer_page,
+    focused_name,
+    in_db_thread,
+    session_with_messages,
+    tab_to,
+    widget_tag,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +60,8 @@ def test_the_page_moves_to_a_new_link_and_the_old_one_shows_an_unknown_conversat
 
     chat.send("And after I stopped sharing", replies_after=2)
     assert "I can see 2 earlier messages" in chat.transcript()[-1][1]
-    assert in_db_thread(lambda: stored(new_id))[::2] == ["A question I shared by mistake", "And after I stopped sharing"]
+    questions = in_db_thread(lambda: stored(new_id))[::2]
+    assert questions == ["A question I shared by mistake", "And after I stopped sharing"]
 
     stranger = new_page()
     stranger.goto(f"{api}/chat?session={old_id}")
@@ -122,3 +131,26 @@ def test_the_page_framed_on_a_customer_site_tells_that_site_its_new_link(new_pag
     new_id = in_db_thread(lambda: Session.objects.get().public_id)
     assert new_id != old_id
     expect(page).to_have_url(f"{url}?session={new_id}")
+
+
+def test_the_control_and_its_confirmation_pass_axe_on_the_page_and_in_the_widget(new_page, live_server, axe):
+    turns = [("user", "Which tent?"), ("assistant", "The Ridgeline 2P.")]
+    session_id = in_db_thread(lambda: session_with_messages(turns, source="page").public_id)
+    page = new_page(bypass_csp=True)  # so that axe-core's script may run
+    page.goto(f"{live_server.url}/chat?session={session_id}")
+    chat = ChatUI(page)
+    chat.button("Stop sharing this link").click()
+    expect(page.get_by_text(EXPLANATION)).to_be_visible()
+    axe(page, "on /chat, asking whether to stop sharing")
+    chat.button("Stop sharing").click()
+    expect(page.get_by_text(DONE)).to_be_visible()
+    axe(page, "on /chat, after it stopped sharing")
+
+    demo = new_page(bypass_csp=True)
+    demo.goto(f"{live_server.url}/widget/demo/")
+    widget = ChatUI(demo)
+    widget.launcher.click()
+    widget.send("Which tent?", replies_after=1)
+    widget.button("Stop sharing this link").click()
+    expect(demo.get_by_text(EXPLANATION)).to_be_visible()
+    axe(demo, "in the widget, asking whether to stop sharing")
