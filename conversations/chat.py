@@ -376,7 +376,12 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
             drafts, releasing=turn.client_message_id if turn.owns_reservation else None
         )
     except Session.DoesNotExist:
-        raise SessionNotFound from None  # erased, or its id rotated, while the model was answering
+        # Erased, or its id rotated, while the model was answering. On SQLite the
+        # reservation's release rolled back with the messages: drop it, so a retry of this
+        # client_message_id does not wait for it to expire.
+        if turn.owns_reservation:
+            release_reservation(turn=turn)
+        raise SessionNotFound from None
     except IntegrityError as conflict:
         # The same client_message_id won a race against us (its reservation had expired
         # and been taken over): answer with its turn.

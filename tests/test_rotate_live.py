@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conversations.models import Message, Session
+from conversations.models import Message, Session, TurnReservation
 from tests.http import Feed, post_json
 from tests.servers import asgi_server, dev_server
 
@@ -103,9 +103,7 @@ def transcript(session: Session) -> list[Message]:
     return list(Message.objects.filter(session=session).order_by("seq"))
 
 
-def test_turns_in_flight_when_the_link_is_revoked_store_nothing_and_never_learn_the_new_id(
-    on_postgres, uvicorn_url, fake_llm
-):
+def test_turns_in_flight_when_the_link_is_revoked_store_nothing_and_never_learn_the_new_id(uvicorn_url, fake_llm):
     fake_llm.reset(echo=True)
     status, first, _ = post_json(uvicorn_url, "/api/chat", {"query": "before"})
     assert status == 200, first
@@ -114,7 +112,12 @@ def test_turns_in_flight_when_the_link_is_revoked_store_nothing_and_never_learn_
     queries = [f"in flight {number}" for number in range(3)]
 
     with ThreadPoolExecutor(len(queries)) as pool:
-        answers = pool.map(lambda q: post_json(uvicorn_url, "/api/chat", {"query": q, "session_id": old_id}), queries)
+        answers = pool.map(
+            lambda q: post_json(
+                uvicorn_url, "/api/chat", {"query": q, "session_id": old_id, "client_message_id": f"c-{q[-1]}"}
+            ),
+            queries,
+        )
         fake_llm.wait_for_requests(len(queries))  # each turn has read the session by the old id
         new_id = rotate(uvicorn_url, old_id)
         answers = list(answers)
@@ -123,6 +126,7 @@ def test_turns_in_flight_when_the_link_is_revoked_store_nothing_and_never_learn_
     assert all(new_id not in str(body) for _, body, _ in answers)
     session = Session.objects.get(public_id=new_id)
     assert [(m.seq, m.content) for m in transcript(session)] == [(1, "before"), (2, "echo: before")]
+    assert not TurnReservation.objects.exists()  # a retry on the new id asks the model at once
 
 
 def test_writes_and_turns_racing_a_rotation_are_each_stored_whole_or_refused_whole(on_postgres, uvicorn_url, fake_llm):
