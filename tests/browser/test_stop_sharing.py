@@ -120,13 +120,15 @@ def test_the_page_framed_on_a_customer_site_tells_that_site_its_new_link(new_pag
     url = customer_site.serve("/chatbot-stop", customer_page(snippet, title="Our chatbot page", css=""))
     page = new_page()
     page.goto(url)
-    chat = ChatUI(page.frame_locator("iframe.chatbot-frame"))
+    frame = page.frame_locator("iframe.chatbot-frame")
+    chat = ChatUI(frame)
     chat.send("Shared too widely", replies_after=1)
     page.wait_for_function("() => location.search.includes('session=')")
     old_id = session_in(page.url)
 
     chat.button("Stop sharing this link").click()
     chat.button("Stop sharing").click()
+    expect(frame.get_by_text(DONE)).to_be_visible()
 
     new_id = in_db_thread(lambda: Session.objects.get().public_id)
     assert new_id != old_id
