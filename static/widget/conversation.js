@@ -433,6 +433,7 @@
     async restore(id) {
       const epoch = ++this.epoch;
       this.sessionId = id;
+      this.stop.hidden = !id;
       this.setBusy((this.restoring = true));
       try {
         const page = await this.fetchPage(null);

@@ -107,6 +107,7 @@ def test_the_widget_moves_to_a_new_link_and_keeps_it_after_a_reload(new_page, li
     page.reload()
     widget.launcher.click()
     widget.wait_for_replies(1)
+    expect(widget.button("Stop sharing this link")).to_be_visible()
     widget.send("Second question", replies_after=2)
     assert "I can see 2 earlier messages" in widget.transcript()[-1][1]
     assert page.evaluate(stored_id) == new_id
