@@ -14,7 +14,9 @@ from tests.browser.support import (
     customer_page,
     focused_name,
     in_db_thread,
+    log_in_to_admin,
     session_with_messages,
+    staff_who_reads_transcripts,
     tab_to,
     widget_tag,
 )
@@ -157,3 +159,25 @@ def test_the_control_and_its_confirmation_pass_axe_on_the_page_and_in_the_widget
     widget.button("Stop sharing this link").click()
     expect(demo.get_by_text(EXPLANATION)).to_be_visible()
     axe(demo, "in the widget, asking whether to stop sharing")
+
+
+def test_the_admin_transcript_keeps_following_a_conversation_whose_link_was_stopped(
+    new_page, live_server, customer_site, django_user_model
+):
+    api = live_server.url
+    in_db_thread(lambda: staff_who_reads_transcripts(django_user_model))
+    session = in_db_thread(lambda: session_with_messages([("user", "Hello"), ("assistant", "Hi there.")]))
+    admin = new_page()
+    log_in_to_admin(admin, api, f"/admin/conversations/session/{session.pk}/change/")
+    transcript = admin.get_by_label("Transcript")
+    expect(transcript).to_contain_text("Hi there.")
+
+    page = new_page()
+    page.goto(f"{api}/chat?session={session.public_id}")
+    chat = ChatUI(page)
+    chat.button("Stop sharing this link").click()
+    chat.button("Stop sharing").click()
+    expect(page.get_by_text(DONE)).to_be_visible()
+    chat.send("Written under the new link", replies_after=2)
+
+    expect(transcript).to_contain_text("Written under the new link")
