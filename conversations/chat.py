@@ -185,6 +185,8 @@ def store_for_staff(turn: Turn) -> TurnResult:
     )
     try:
         (user_message,) = turn.session.append_turn([draft])
+    except Session.DoesNotExist:
+        raise SessionNotFound from None  # erased, or its id rotated, since it was read
     except IntegrityError as conflict:
         # A duplicate of this request stored it a moment ago: answer with that one.
         return turn_stored_before(turn, conflict)
@@ -372,7 +374,10 @@ async def answer_of_another_request(turn: Turn, *, database: Database, on_delta)
 
 
 def reconsider(*, turn: Turn) -> None:
-    """Look again at a reservation held elsewhere: stored, still held, or ours now."""
+    """Look again at a reservation held elsewhere: stored, still held, or ours now;
+    unless the id this turn came by has been rotated away meanwhile."""
+    if not Session.objects.filter(pk=turn.session.pk, public_id=turn.session.public_id).exists():
+        raise SessionNotFound
     turn.answered_elsewhere = False
     reserve(turn)
     if turn.owns_reservation:
@@ -409,7 +414,12 @@ def finish_turn(*, turn: Turn, reply: Reply) -> TurnResult:
             drafts, releasing=turn.client_message_id if turn.owns_reservation else None
         )
     except Session.DoesNotExist:
-        raise SessionNotFound from None  # erased while the model was answering
+        # Erased, or its id rotated, while the model was answering. On SQLite the
+        # reservation's release rolled back with the messages: drop it, so a retry of this
+        # client_message_id does not wait for it to expire.
+        if turn.owns_reservation:
+            release_reservation(turn=turn)
+        raise SessionNotFound from None
     except IntegrityError as conflict:
         # The same client_message_id won a race against us (its reservation had expired
         # and been taken over): answer with its turn. Ours cost tokens all the same.

@@ -6,6 +6,9 @@ a message stored in between is both read and received, and the copy received is
 dropped by its seq; a message received past a gap (one whose event was lost) brings the
 missing ones from the database first. ``typing`` and ``status`` events are relayed as
 they come; a comment line is sent when nothing else is, so proxies keep the stream open.
+A feed ends when the id it was opened with stops reaching the session (rotated, or the
+session erased): the ``revoked`` event ends it at once on every instance, and its
+opening read, made after it subscribed, catches a rotation that came before.
 
 Under ASGI the feed is read on the event loop: it holds no request thread, and its
 database reads run on a database thread that gives its connection back after each one.
@@ -44,11 +47,12 @@ def messages_after(*, session_pk: int, after: int) -> list[Event]:
         after = batch[-1].seq
 
 
-def opening(*, session_pk: int, after: int) -> list[Event]:
-    """What a feed sends first: the session's status, then what it missed (database)."""
-    session = Session.objects.select_related("handled_by").filter(pk=session_pk).first()
+def opening(*, session_pk: int, public_id: str, after: int) -> list[Event] | None:
+    """What a feed sends first: the session's status, then what it missed (database);
+    None when ``public_id`` no longer reaches the session, and the feed must end."""
+    session = Session.objects.select_related("handled_by").filter(pk=session_pk, public_id=public_id).first()
     if session is None:
-        return []
+        return None
     return [Event.of("status", session.live_status()), *messages_after(session_pk=session_pk, after=after)]
 
 
@@ -86,14 +90,21 @@ def first_heartbeat() -> float:
     return random.uniform(0.1, 1.0) * settings.CHATBOT_LIVE_HEARTBEAT_SECONDS  # noqa: S311 - not a secret
 
 
-async def async_feed(session_pk: int, after: int) -> AsyncIterator[bytes]:
+def revoked(events: list[Event]) -> bool:
+    return any(event.name == live.REVOKED for event in events)
+
+
+async def async_feed(session_pk: int, public_id: str, after: int) -> AsyncIterator[bytes]:
     subscription = Subscription(session_pk, asyncio.get_running_loop())
     hub = live.hub()
     await hub.subscribe(subscription)
     try:
         yield RETRY
         relay = Relay(after)
-        yield relay.frames(await inflight.on_database_thread(opening)(session_pk=session_pk, after=after))
+        first = await inflight.on_database_thread(opening)(session_pk=session_pk, public_id=public_id, after=after)
+        if first is None:
+            return
+        yield relay.frames(first)
         wait = first_heartbeat()
         while True:
             event = await subscription.get(wait)
@@ -102,6 +113,8 @@ async def async_feed(session_pk: int, after: int) -> AsyncIterator[bytes]:
                 yield PING
                 continue
             batch = [event, *subscription.pending()]
+            if revoked(batch):
+                return
             if relay.missing(batch):
                 batch[:0] = await inflight.on_database_thread(messages_after)(session_pk=session_pk, after=relay.last)
             if frames := relay.frames(batch):
@@ -110,7 +123,7 @@ async def async_feed(session_pk: int, after: int) -> AsyncIterator[bytes]:
         await hub.unsubscribe(subscription)
 
 
-def blocking_feed(session_pk: int, after: int) -> Iterator[bytes]:
+def blocking_feed(session_pk: int, public_id: str, after: int) -> Iterator[bytes]:
     subscription = Subscription(session_pk)
     hub = live.hub()
     loop = inflight.background_loop()  # where a Redis hub keeps its subscriber
@@ -118,8 +131,11 @@ def blocking_feed(session_pk: int, after: int) -> Iterator[bytes]:
     try:
         yield RETRY
         relay = Relay(after)
-        yield relay.frames(opening(session_pk=session_pk, after=after))
+        first = opening(session_pk=session_pk, public_id=public_id, after=after)
         inflight.release_connection()
+        if first is None:
+            return
+        yield relay.frames(first)
         wait = first_heartbeat()
         while True:
             event = subscription.get_blocking(wait)
@@ -128,6 +144,8 @@ def blocking_feed(session_pk: int, after: int) -> Iterator[bytes]:
                 yield PING
                 continue
             batch = [event, *subscription.pending()]
+            if revoked(batch):
+                return
             if relay.missing(batch):
                 batch[:0] = messages_after(session_pk=session_pk, after=relay.last)
                 inflight.release_connection()
@@ -139,7 +157,8 @@ def blocking_feed(session_pk: int, after: int) -> Iterator[bytes]:
 
 def feed_response(*, session: Session, after: int, is_asgi: bool) -> StreamingHttpResponse:
     """The open feed of ``session`` from the seq ``after`` on."""
-    body = async_feed(session.pk, after) if is_asgi else blocking_feed(session.pk, after)
+    feed = async_feed if is_asgi else blocking_feed
+    body = feed(session.pk, session.public_id, after)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["X-Accel-Buffering"] = "no"  # nginx must not hold the stream back
     return response

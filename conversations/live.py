@@ -80,6 +80,16 @@ def publish_status(session) -> None:
     publish(session.pk, "status", session.live_status())
 
 
+# Not an event a feed sends: it tells every feed open on the session to end, because the
+# id it was opened with no longer reaches it (``Session.rotate_public_id``). It carries
+# nothing, so a feed on the revoked id never learns the new one.
+REVOKED = "revoked"
+
+
+def publish_revoked(session_pk: int) -> None:
+    publish(session_pk, REVOKED, {})
+
+
 def _send(session_pk: int, event: str, text: str, seq: int | None) -> None:
     try:
         hub().send(session_pk, event, text, seq)

@@ -178,7 +178,7 @@ class Session(models.Model):
         self.last_activity_at = now
         messages = self._messages_for(drafts, first_seq=0, now=now)
         rows_sql = ", ".join(["(%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint, %s, %s, %s::integer)"] * len(messages))
-        params: list = [len(drafts), now, self.expires_at, title_from(drafts), self.pk]
+        params: list = [len(drafts), now, self.expires_at, title_from(drafts), self.pk, self.public_id]
         for offset, message in enumerate(messages, start=1):
             params += [offset, message.role, message.content, json.dumps(message.metadata), message.channel]
             params += [message.client_message_id, message.token_count, message.author_id, message.author_name]
@@ -194,7 +194,7 @@ class Session(models.Model):
         sql = (
             f"WITH moved AS (UPDATE {sessions} SET last_seq = last_seq + %s, last_activity_at = %s, "  # noqa: S608
             "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
-            "WHERE id = %s RETURNING id, last_seq, title), "
+            "WHERE id = %s AND public_id = %s RETURNING id, last_seq, title), "
             "drafts (position, role, content, metadata, channel, client_message_id, token_count, author_id, "
             "author_name, answer_status, latency_ms) "
             f"AS (VALUES {rows_sql}), "
@@ -211,7 +211,7 @@ class Session(models.Model):
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if not rows:
-            raise Session.DoesNotExist("The session was deleted.")
+            raise Session.DoesNotExist("The session was deleted, or its id was rotated.")
         self.last_seq, self.title = rows[0][2], rows[0][3]
         for message, (pk, seq, _, _) in zip(messages, rows, strict=True):
             message.pk, message.seq = pk, seq
@@ -224,6 +224,10 @@ class Session(models.Model):
         Locks this session's row for the rest of the transaction, so concurrent appends
         to the same session queue up here, and each batch gets an unbroken seq range.
         Moves activity and expiry forward and gives an untitled session its title.
+
+        The row must still have the public id this instance was read with: a writer who
+        reached the session by an id that has since been rotated (``rotate_public_id``)
+        is refused with ``DoesNotExist``, nothing written, the same as a deleted session.
         """
         now = timezone.now()
         self.expires_at = session_expiry_from(now)
@@ -235,12 +239,12 @@ class Session(models.Model):
             cursor.execute(
                 "UPDATE conversations_session SET last_seq = last_seq + %s, last_activity_at = %s, "
                 "expires_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END "
-                "WHERE id = %s RETURNING last_seq, title",
-                [len(drafts), adapt(now), adapt(self.expires_at), title_from(drafts), self.pk],
+                "WHERE id = %s AND public_id = %s RETURNING last_seq, title",
+                [len(drafts), adapt(now), adapt(self.expires_at), title_from(drafts), self.pk, self.public_id],
             )
             row = cursor.fetchone()
         if row is None:
-            raise Session.DoesNotExist("The session was deleted.")
+            raise Session.DoesNotExist("The session was deleted, or its id was rotated.")
         self.last_seq, self.title = row
         messages = self._messages_for(drafts, first_seq=self.last_seq - len(drafts), now=now)
         Message.objects.bulk_create(messages)
@@ -251,6 +255,27 @@ class Session(models.Model):
         for message in messages:
             live.publish_message(message)  # once the caller's transaction commits
         return messages
+
+    def rotate_public_id(self) -> str:
+        """Give the conversation a new public id and revoke the old one; the new id.
+
+        The id is the capability, so this is how a visitor stops sharing a link: from
+        the commit on, the old id is as unknown as any other, everywhere at once. One
+        ``UPDATE`` on the session row, conditional on the old id: it queues behind a
+        turn or message being appended under the row lock (which is then stored and
+        read back under the new id), and an append that queues behind it finds the old
+        id gone and is refused, nothing written (``append_messages``). Every feed open
+        on the session, on any instance, is told to close once this commits
+        (``live.publish_revoked``); whoever rotated reconnects on the new id. Raises
+        ``DoesNotExist`` if the id was rotated (or the session erased) meanwhile.
+        """
+        new_id = new_public_id()
+        with transaction.atomic():
+            if not Session.objects.filter(pk=self.pk, public_id=self.public_id).update(public_id=new_id):
+                raise Session.DoesNotExist("The session was deleted, or its id was rotated.")
+            live.publish_revoked(self.pk)
+        self.public_id = new_id
+        return new_id
 
     def _messages_for(self, drafts: list[MessageDraft], *, first_seq: int, now) -> list[Message]:
         messages = [

@@ -189,6 +189,11 @@ class SessionCreatedSerializer(serializers.ModelSerializer):
         return True
 
 
+class SessionRotatedSerializer(SessionCreatedSerializer):
+    """The answer to POST /api/session/<id>/rotate: the conversation under its new id;
+    the old id is now unknown."""
+
+
 class SessionSerializer(serializers.ModelSerializer):
     session_id = serializers.CharField(source="public_id", read_only=True)
     title = StorableTextField(max_length=80, required=False, allow_blank=True)
@@ -215,6 +220,17 @@ class SessionUpdateSerializer(SessionSerializer):
     """A session's title and metadata may change; where it began may not."""
 
     source = serializers.ChoiceField(choices=Channel.choices, read_only=True)
+
+    def update(self, session, validated_data):
+        """Writes the changed fields alone, and only while the session still has the id
+        it was read by: a whole-row save would put back an id rotated away meanwhile
+        (and a ``last_seq`` a concurrent turn moved on). ``DoesNotExist`` if it has gone."""
+        current = Session.objects.filter(pk=session.pk, public_id=session.public_id)
+        if not (current.update(**validated_data) if validated_data else current.exists()):
+            raise Session.DoesNotExist("The session was deleted, or its id was rotated.")
+        for name, value in validated_data.items():
+            setattr(session, name, value)
+        return session
 
 
 class MessageCreateSerializer(serializers.Serializer):

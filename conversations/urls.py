@@ -24,6 +24,7 @@ urlpatterns = [
         name="message-feedback",
     ),
     path("session/<str:session_id>/handoff", views.SessionHandoffView.as_view(), name="session-handoff"),
+    path("session/<str:session_id>/rotate", views.SessionRotateView.as_view(), name="session-rotate"),
     path("session/<str:session_id>/events", views.SessionEventsView.as_view(), name="session-events"),
     path("chat", views.ChatView.as_view(), name="chat"),
     path("widget/config", views.WidgetConfigView.as_view(), name="widget-config"),

@@ -10,7 +10,7 @@ from base64 import b64decode
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive
@@ -47,6 +47,7 @@ from conversations.serializers import (
     PageQuerySerializer,
     SessionCreatedSerializer,
     SessionCreateSerializer,
+    SessionRotatedSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
     WidgetConfigSerializer,
@@ -89,9 +90,11 @@ def add_message(request, session: Session) -> Response:
     data = incoming.validated_data
     if not can_write_role(request, data["role"]):
         raise ApiError(403, "role_forbidden", f"Only the server may write {data['role']} messages.")
-    message = session.add_message(
-        MessageDraft(role=data["role"], content=data["message"], metadata=data["metadata"], channel=data["channel"])
-    )
+    draft = MessageDraft(role=data["role"], content=data["message"], metadata=data["metadata"], channel=data["channel"])
+    try:
+        message = session.add_message(draft)
+    except Session.DoesNotExist:
+        raise SessionNotFound from None  # erased, or its id rotated, since it was read
     created = {"success": True, "session_id": session.public_id, "message": message_data(message)}
     return Response(created, status=status.HTTP_201_CREATED)
 
@@ -202,6 +205,21 @@ class MessageFeedbackView(APIView):
         return Response({**body, "feedback": feedback_data(stored)})
 
 
+class SessionRotateView(APIView):
+    """POST /api/session/<id>/rotate — stop sharing a link: the conversation gets a new
+    id, and the old one answers 404 from now on (``Session.rotate_public_id``)."""
+
+    @extend_schema(request=None, responses={200: SessionRotatedSerializer, 404: NOT_FOUND})
+    def post(self, request, session_id):
+        session = readable_session(request, session_id)
+        ratelimits.limit_message_write(request, session_id=session.public_id)
+        try:
+            session.rotate_public_id()
+        except Session.DoesNotExist:
+            raise SessionNotFound from None  # rotated by another request a moment ago
+        return Response(SessionRotatedSerializer(session).data)
+
+
 class RecentActivityPagination(CursorPagination):
     ordering = ("-last_activity_at", "-id")
     page_size = 50
@@ -261,6 +279,19 @@ class SessionViewSet(
     def destroy(self, request, *args, **kwargs):
         ratelimits.limit_session_write(request, session_id=kwargs["session_id"])
         return super().destroy(request, *args, **kwargs)
+
+    def perform_update(self, serializer):
+        try:
+            serializer.save()
+        except Session.DoesNotExist:
+            raise SessionNotFound from None  # erased, or its id rotated, since it was read
+
+    def perform_destroy(self, session):
+        # Under the row lock, so a rotation committed after the session was read wins.
+        with transaction.atomic():
+            if not Session.objects.select_for_update().filter(pk=session.pk, public_id=session.public_id).exists():
+                raise SessionNotFound
+            session.delete()
 
     def perform_create(self, serializer):
         ratelimits.limit_session_create(self.request)

@@ -43,6 +43,16 @@ def test_the_schema_documents_every_endpoint_and_method(schema):
     assert methods["/api/sessions/{session_id}/"] == {"get", "patch", "delete"}
     assert methods["/api/sessions/{session_id}/messages/"] == {"get", "post"}
     assert methods["/api/chat"] == {"post"}
+    assert methods["/api/session/{session_id}/rotate"] == {"post"}
+
+
+def test_the_schema_names_the_new_id_a_rotation_answers_and_its_404(schema):
+    rotate = schema["paths"]["/api/session/{session_id}/rotate"]["post"]
+    answer = rotate["responses"]["200"]["content"]["application/json"]["schema"]
+    name = answer["$ref"].rsplit("/", 1)[-1]
+
+    assert {"success", "session_id"} <= set(schema["components"]["schemas"][name]["properties"])
+    assert "404" in rotate["responses"]
 
 
 def test_the_schema_documents_paging_and_the_404(schema):

@@ -40,9 +40,20 @@
     controls.querySelector(".handback-button").hidden = !handler;
   }
 
-  const feed = new EventSource(`${transcript.dataset.events}?after=${transcript.dataset.after}`);
-  feed.addEventListener("message", (event) => show(JSON.parse(event.data)));
-  feed.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
+  // The visitor may give the conversation a new id ("Stop sharing this link"): the feed on
+  // the old one is ended and then refused, and this page, found by pk, names the new one.
+  function follow(events, after) {
+    const feed = new EventSource(`${events}?after=${after}`);
+    feed.addEventListener("message", (event) => show(JSON.parse(event.data)));
+    feed.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
+    feed.addEventListener("error", async () => {
+      if (feed.readyState !== EventSource.CLOSED) return; // reconnecting by itself
+      const page = await fetch(location.href, { credentials: "same-origin" }).then((r) => r.text(), () => "");
+      const next = new DOMParser().parseFromString(page, "text/html").querySelector(".transcript[data-events]");
+      if (next && next.dataset.events !== events) follow(next.dataset.events, Math.max(after, ...seen));
+    });
+  }
+  follow(transcript.dataset.events, Number(transcript.dataset.after));
 
   // What the server said went wrong, after the button that was pressed.
   function complain(button, message) {

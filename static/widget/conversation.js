@@ -308,6 +308,9 @@
         person.hidden = !options.handoff;
         person.onclick = () => this.askForPerson();
       }
+      const stop = (this.stop = $(".cb-stop"));
+      stop.hidden = !this.sessionId;
+      stop.onclick = () => this.confirmStop();
       this.scrollToEnd(true);
     }
 
@@ -349,15 +352,20 @@
       this.scrollToEnd();
     }
 
-    async askForPerson() {
-      if (!this.sessionId) return this.note("Write your question first, then ask for a person.");
-      const response = await fetch(`${this.options.apiBase}/api/session/${encodeURIComponent(this.sessionId)}/handoff`, {
+    // POST /api/session/<id>/<action>: its JSON answer, or nothing once the error is shown.
+    async post(action) {
+      const response = await fetch(`${this.options.apiBase}/api/session/${encodeURIComponent(this.sessionId)}/${action}`, {
         method: "POST",
         credentials: "omit",
         referrerPolicy: "no-referrer",
       }).catch(() => failure(0));
-      if (!response.ok) return this.showError(describe(response.failed ? response : await failureFrom(response)));
-      this.note("We've told the team. A person will join this conversation soon.");
+      if (response.ok) return response.json();
+      this.showError(describe(response.failed ? response : await failureFrom(response)));
+    }
+
+    async askForPerson() {
+      if (!this.sessionId) return this.note("Write your question first, then ask for a person.");
+      if (await this.post("handoff")) this.note("We've told the team. A person will join this conversation soon.");
     }
 
     // Pressed again: withdrawn. "Not helpful" asks why.
@@ -392,12 +400,43 @@
     setSession(id) {
       if (id === this.sessionId) return;
       this.sessionId = id;
+      this.stop.hidden = !id;
       if (!id) {
         this.seen.clear();
         this.seq = this.handler = undefined;
       }
       this.follow(this.following);
       this.options.onSession?.(id);
+    }
+
+    // Stop sharing: asked first, since whoever holds the link loses the conversation.
+    confirmStop() {
+      const yes = h("button", { type: "button", className: "cb-retry" }, [gettext("Stop sharing")]);
+      const no = h("button", { type: "button", className: "cb-retry" }, [gettext("Cancel")]);
+      const text = gettext("Anyone with this link will lose this conversation. You continue here under a new link.");
+      this.ask?.remove();
+      const row = (this.ask = h("div", { className: "cb-ask" }, [h("p", { id: "cb-ask" }, [text]), yes, no]));
+      yes.setAttribute("aria-describedby", "cb-ask");
+      no.onclick = () => (row.remove(), this.stop.focus());
+      yes.onclick = async () => this.busy || (row.remove(), ((await this.stopSharing()) ? this.input : this.stop).focus());
+      this.list.after(row);
+      this.scrollToEnd(true);
+      yes.focus();
+    }
+
+    // A new id: the old one finds nothing now, anywhere. The server ends the old id's
+    // feeds, so ours is closed first and opened again on the new id.
+    async stopSharing() {
+      const following = this.following;
+      this.setBusy(true);
+      this.follow(false);
+      const body = await this.post("rotate");
+      this.setBusy(false);
+      if (body) this.setSession(body.session_id);
+      this.follow(following);
+      if (!body) return false;
+      this.note(gettext("Done: this conversation has a new link."));
+      return true;
     }
 
     setBusy(busy) {
@@ -467,6 +506,7 @@
     async restore(id) {
       const epoch = ++this.epoch;
       this.sessionId = id;
+      this.stop.hidden = !id;
       this.setBusy((this.restoring = true));
       try {
         const page = await this.fetchPage(null);

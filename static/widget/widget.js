@@ -37,6 +37,8 @@
   const icon = (path) => NS.icon(path); // conversation.js's, loaded before any is drawn
   const CHAT = "M5 4h14a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-8l-5 4v-4H5a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
   const CLOSE = "M6 6l12 12M18 6L6 18";
+  // A broken link: what "Stop sharing this link" does to the one given out.
+  const STOP = "M9 15l6-6M11 6l1-1a4 4 0 0 1 6 6l-1 1M13 18l-1 1a4 4 0 0 1-6-6l1-1M4 4l16 16";
 
   function build(root) {
     const h = NS.h;
@@ -44,6 +46,8 @@
     const iconButton = (className, label, path) =>
       labelled(h("button", { type: "button", className: "cb-icon " + className, title: label }, [icon(path)]), label);
     const newButton = iconButton("cb-new", "New conversation", "M12 5v14M5 12h14");
+    const gettext = NS.gettext || ((text) => text); // i18n stub: replaced on merge
+    const stopButton = iconButton("cb-stop", gettext("Stop sharing this link"), STOP);
     const personButton = iconButton("cb-person", "Talk to a person", "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0");
     const fullButton = iconButton(
       "cb-full",
@@ -63,6 +67,7 @@
           h("span", { className: "cb-avatar" }, [icon(CHAT)]),
           h("h2", { className: "cb-title" }, [title]),
           newButton,
+          stopButton,
           personButton,
           fullButton,
           closeButton,
