@@ -39,6 +39,7 @@ from django.db import IntegrityError
 
 from conversations import inflight
 from conversations.exceptions import ClientMessageIdReused, SessionNotFound
+from conversations.languages import language_name
 from conversations.grounding import (
     AnswerStatus,
     citations,
@@ -96,6 +97,8 @@ class Turn:
     query: str
     channel: str
     client_message_id: str | None
+    # The visitor's language (a code of LANGUAGES): the model is told to answer in it.
+    language: str | None = None
     context: list[dict] = field(default_factory=list)
     # Already stored: answered from the database, the model is not asked.
     replay: TurnResult | None = None
@@ -114,7 +117,15 @@ def query_digest(query: str) -> str:
     return hashlib.sha256(query.encode()).hexdigest()
 
 
-def prepare_turn(*, session_id: str | None, user, query: str, channel: str, client_message_id: str | None) -> Turn:
+def prepare_turn(
+    *,
+    session_id: str | None,
+    user,
+    query: str,
+    channel: str,
+    client_message_id: str | None,
+    language: str | None = None,
+) -> Turn:
     """Resolve the session and prepare what the model will see (database only).
 
     Without ``session_id`` a session is created now, before the model is asked, so an
@@ -128,7 +139,9 @@ def prepare_turn(*, session_id: str | None, user, query: str, channel: str, clie
         history = None  # read below, when the turn is ours to answer
         if session is None:
             raise SessionNotFound
-    turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id)
+    turn = Turn(
+        session=session, query=query, channel=channel, client_message_id=client_message_id, language=language
+    )
     if session.is_with_staff:
         turn.replay = store_for_staff(turn)
         return turn
@@ -177,7 +190,9 @@ def ground(turn: Turn, *, newest_first: list[tuple] | None = None) -> None:
     """What a turn that is ours to answer reads before the model: its context, and the
     question as the knowledge base sees it, with the visitor's previous question, so
     that a follow-up ("and how much is it?") finds its subject."""
-    turn.context = context_for(session=turn.session, query=turn.query, newest_first=newest_first)
+    turn.context = context_for(
+        session=turn.session, query=turn.query, newest_first=newest_first, language=turn.language
+    )
     turn.question = question(turn.query, previous=previous_question(turn))
 
 
@@ -208,7 +223,9 @@ def reserve(turn: Turn) -> None:
         turn.answered_elsewhere = True
 
 
-def context_for(*, session: Session, query: str, newest_first: list[tuple] | None = None) -> list[dict]:
+def context_for(
+    *, session: Session, query: str, newest_first: list[tuple] | None = None, language: str | None = None
+) -> list[dict]:
     """The messages the model sees: system prompt, the latest history that fits, query.
 
     ``newest_first``: the session's latest (role, content, token_count), if known (none,
@@ -219,8 +236,10 @@ def context_for(*, session: Session, query: str, newest_first: list[tuple] | Non
 
     The read is its own query: joined to the session's lookup, PostgreSQL's planner took
     the session-only index and filtered a long session row by row.
+
+    ``language``: the visitor's, which the system prompt then tells the model to answer in.
     """
-    system_prompt = settings.CHATBOT_SYSTEM_PROMPT
+    system_prompt = system_prompt_for(language)
     budget = (
         settings.CHATBOT_CONTEXT_MAX_TOKENS
         - settings.CHATBOT_REPLY_MAX_TOKENS
@@ -240,6 +259,16 @@ def context_for(*, session: Session, query: str, newest_first: list[tuple] | Non
     history.reverse()
     system = [{"role": Role.SYSTEM.value, "content": system_prompt}] if system_prompt else []
     return [*system, *history, {"role": Role.USER.value, "content": query}]
+
+
+def system_prompt_for(language: str | None) -> str:
+    """CHATBOT_SYSTEM_PROMPT, and, when the visitor's language is known, the instruction
+    to answer in it: the site's pages and the prompt may well be in another language."""
+    prompt = settings.CHATBOT_SYSTEM_PROMPT
+    if not language:
+        return prompt
+    instruction = f"Answer in {language_name(language)} (language code {language}), the visitor's language."
+    return f"{prompt}\n\n{instruction}" if prompt else instruction
 
 
 def stored_turn(*, session: Session, client_message_id: str, query: str) -> TurnResult | None:
