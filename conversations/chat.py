@@ -39,7 +39,6 @@ from django.db import IntegrityError
 
 from conversations import inflight
 from conversations.exceptions import ClientMessageIdReused, SessionNotFound
-from conversations.languages import language_name
 from conversations.grounding import (
     AnswerStatus,
     citations,
@@ -47,6 +46,7 @@ from conversations.grounding import (
     no_answer_reply,
     upstream_citations,
 )
+from conversations.languages import language_name
 from conversations.llm import Reply, chat_model
 from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
@@ -139,9 +139,7 @@ def prepare_turn(
         history = None  # read below, when the turn is ours to answer
         if session is None:
             raise SessionNotFound
-    turn = Turn(
-        session=session, query=query, channel=channel, client_message_id=client_message_id, language=language
-    )
+    turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id, language=language)
     if session.is_with_staff:
         turn.replay = store_for_staff(turn)
         return turn

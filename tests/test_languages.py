@@ -118,7 +118,7 @@ def test_the_page_follows_the_browsers_accept_language(client):
     assert html_root(content) == ("de", "ltr")
     assert "Neues Gespräch" in content
     assert 'placeholder="Nachricht eingeben…"' in content
-    assert "<h1 id=\"cb-title\">Chatten Sie mit uns</h1>" in content
+    assert '<h1 id="cb-title">Chatten Sie mit uns</h1>' in content
     assert "Hallo! Wie kann ich Ihnen heute helfen?" in content
     assert inline_catalog(content) == browser_catalog("de")
     assert response["Content-Language"] == "de"
@@ -162,7 +162,7 @@ def test_an_operators_own_title_and_greeting_are_shown_as_written(client, settin
 
     content = client.get("/chat?lang=de").content.decode()
 
-    assert "<h1 id=\"cb-title\">Ask Acme</h1>" in content
+    assert '<h1 id="cb-title">Ask Acme</h1>' in content
     assert "Moin! Was suchst du?" in content
 
 
