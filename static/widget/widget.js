@@ -153,6 +153,7 @@
     fullButton.onclick = () => {
       const url = new URL(fullPageUrl, location.href);
       if (conversation.sessionId) url.searchParams.set("session", conversation.sessionId);
+      if (data.lang) url.searchParams.set("lang", NS.language); // the site's choice; else the browser's, as here
       window.open(url.href, "_blank", "noopener,noreferrer");
     };
     return { open, close, isOpen, conversation };
