@@ -339,8 +339,9 @@ if CHATBOT_LIVE_HEARTBEAT_SECONDS <= 0:
 CHATBOT_KB_MODE = env_str("CHATBOT_KB_MODE", "strict")
 if CHATBOT_KB_MODE not in ("strict", "assist"):
     raise ImproperlyConfigured("CHATBOT_KB_MODE must be strict or assist")
+# The default is said in the visitor's language (marked for the catalogs); your own as set.
 CHATBOT_KB_NO_ANSWER_TEXT = env_str(
-    "CHATBOT_KB_NO_ANSWER_TEXT", "I couldn't find that on this site, so I'd rather not guess."
+    "CHATBOT_KB_NO_ANSWER_TEXT", gettext_noop("I couldn't find that on this site, so I'd rather not guess.")
 )
 CHATBOT_KB_CONTACT_URL = env_str("CHATBOT_KB_CONTACT_URL")  # offered with a no-answer reply
 # Tokens of passages a turn's prompt may carry, and the most passages it may carry.

@@ -307,7 +307,7 @@ async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply
     or, in strict mode with nothing relevant on the site, that there is no answer."""
     retrieval = turn.retrieval
     if not retrieval.empty and not retrieval.answerable and settings.CHATBOT_KB_MODE == "strict":
-        reply = no_answer_reply()
+        reply = no_answer_reply(turn.language)
         if on_delta is not None:
             on_delta(reply.text)
     else:

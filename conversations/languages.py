@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from django.conf import settings
-from django.utils.translation import get_language_info, get_supported_language_variant
+from django.utils.translation import get_language_info, get_supported_language_variant, gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 SOURCE_LANGUAGE = "en"
@@ -50,6 +50,13 @@ def page_language(request) -> str:
     asked = listed(request.GET.get("lang", ""))
     accepted = [code for code, _ in parse_accept_lang_header(request.headers.get("Accept-Language", ""))]
     return language_for([*asked, *(code for code in accepted if code != "*")])
+
+
+def translated(text: str) -> str:
+    """An operator's setting in the active language: the defaults are in the catalogs, an
+    operator's own text is not and stays as written. (gettext("") would be the catalog's
+    header.)"""
+    return gettext(text) if text else text
 
 
 def is_right_to_left(language: str) -> bool:

@@ -13,7 +13,6 @@ from django.templatetags.static import PrefixNode
 from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
-from django.utils.translation import gettext
 from django.views.decorators.http import require_safe
 
 from conversations import languages
@@ -55,12 +54,12 @@ def chat_page_context(request, language: str) -> dict:
     session = Session.objects.readable_by(requested, AnonymousUser()) if requested else None
     messages, has_more = session.messages.page_before(None, settings.CHATBOT_PAGE_SIZE) if session else ([], False)
     hosts = link_hosts()  # read once: the knowledge base's sites are a query
-    greeting = shown_text(settings.CHATBOT_GREETING)
+    greeting = languages.translated(settings.CHATBOT_GREETING)
     return {
         "language": language,
         "direction": "rtl" if languages.is_right_to_left(language) else "ltr",
         "catalog": languages.browser_catalog(language),
-        "title": shown_text(settings.CHATBOT_PAGE_TITLE),
+        "title": languages.translated(settings.CHATBOT_PAGE_TITLE),
         "greeting": greeting,
         "greeting_html": render_markdown(greeting, hosts=hosts),
         "session": session,
@@ -72,13 +71,6 @@ def chat_page_context(request, language: str) -> dict:
         "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
         "link_hosts": json.dumps(sorted(hosts)),
     }
-
-
-def shown_text(text: str) -> str:
-    """An operator's text in the active language: the defaults are in the catalogs, an
-    operator's own text is not and stays as written (gettext("") would be the catalog's
-    header)."""
-    return gettext(text) if text else text
 
 
 def shown(message, hosts: frozenset[str]) -> dict:
