@@ -200,3 +200,14 @@ def test_the_minified_widget_as_served_works(new_page, live_server, customer_sit
 
     widget.wait_for_replies(1)
     assert "You said: Hallo" in widget.transcript()[-1][1]
+
+
+def test_the_framed_full_page_speaks_the_browsers_language_and_names_its_frame_so(new_page, live_server, customer_site):
+    tag = f'<script src="{live_server.url}/static/widget/frame.js" data-api-base="{live_server.url}" defer></script>'
+    page = new_page(locale="de-DE")
+
+    page.goto(customer_site.serve("/framed", customer_page(tag)))
+
+    expect(page.locator("iframe.chatbot-frame")).to_have_attribute("title", "Chatten Sie mit uns")
+    frame = page.frame_locator("iframe.chatbot-frame")
+    expect(frame.get_by_role("button", name="Neues Gespräch")).to_be_visible()
