@@ -56,6 +56,19 @@ ensure_chromium() {
   echo "dev.sh: /usr/bin/chromium not found (apt-get install chromium); browser tests will be skipped." >&2
 }
 
+# The translation catalogs' test compiles each locale/*.po with msgfmt (gettext) and
+# compares it with the committed .mo, so a forgotten `manage.py compilemessages` fails.
+ensure_gettext() {
+  command -v msgfmt >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "dev.sh: installing gettext for the catalogs' test..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null
+  fi
+  command -v msgfmt >/dev/null && return 0
+  if [ "${CI:-}" = true ]; then fail "msgfmt is missing and could not be installed (apt-get install gettext)"; fi
+  echo "dev.sh: msgfmt not found (apt-get install gettext); the catalogs' compile test will be skipped." >&2
+}
+
 # The accessibility tests inject axe-core, pinned in package-lock.json and installed from
 # the npm registry into node_modules/ (never from a CDN), once per version of that file.
 ensure_node_modules() {
@@ -89,6 +102,7 @@ case "${1:-}" in
     ensure_requirements requirements-dev.txt
     ensure_chromium
     ensure_node_modules
+    ensure_gettext
     exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" "$@"
     ;;
   *)

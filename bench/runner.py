@@ -342,9 +342,9 @@ def concurrent_writers(server: ProductionServer, cfg: Config, dsn: str, redis_ur
 
 def widget_weight(server: ProductionServer, host_port: int, static_root: Path, skip_browser: bool) -> dict:
     """Item 5: the bytes and requests before the launcher shows."""
-    out: dict = {"files": widget.file_sizes()}
+    out: dict = {"files": widget.file_sizes(static_root)}
     if not out["files"]:
-        out["error"] = "static/widget/ holds no .js or .css file yet"
+        out["error"] = f"{static_root} holds no collected .js or .css file of static/widget/"
         return out
     if not skip_browser and Path(widget.CHROMIUM).exists():
         host = widget.host_page_server(host_port, server.base_url)

@@ -2,8 +2,9 @@
 
 A page on another origin embeds the widget by its one tag; headless Chromium loads it
 and every request the page makes is recorded until the "Open chat" button is visible.
-Sizes are gzip -9 of the files requested (what a gzip-only client receives; browsers
-that accept Brotli get less), and the bytes Chromium actually received are reported too.
+Sizes are gzip -9 of the files requested as the server serves them (collectstatic's
+minified copies, not the sources; what a gzip-only client receives; browsers that
+accept Brotli get less), and the bytes Chromium actually received are reported too.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.server import REPO
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
-WIDGET_DIR = REPO / "static" / "widget"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -28,13 +27,17 @@ def gzipped_size(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
 
 
-def file_sizes() -> dict[str, dict]:
-    """Every .js and .css file under static/widget/, raw and gzipped."""
-    if not WIDGET_DIR.is_dir():
+def file_sizes(static_root: Path) -> dict[str, dict]:
+    """Every .js and .css file of static/widget/ as served from ``static_root`` (minified
+    by collectstatic), under its plain name, raw and gzipped."""
+    manifest = static_root / "staticfiles.json"
+    if not manifest.exists():
         return {}
+    names = json.loads(manifest.read_text()).get("paths", {})
+    served = [static_root / name for name in sorted(names) if name.startswith("widget/")]
     return {
         path.name: {"bytes": path.stat().st_size, "gzip_bytes": gzipped_size(path)}
-        for path in sorted(WIDGET_DIR.iterdir())
+        for path in served
         if path.suffix in (".js", ".css")
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 
 from chatbot.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -156,6 +157,14 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The languages the widget and /chat are shipped in (locale/), English being the source.
+# A visitor gets the widget's data-lang, else their browser's language, else
+# CHATBOT_LANGUAGE; the model is told to answer in it. The admin stays in LANGUAGE_CODE.
+LANGUAGES = [("en", "English"), ("de", "German"), ("es", "Spanish"), ("fr", "French"), ("ar", "Arabic")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+CHATBOT_LANGUAGE = env_str("CHATBOT_LANGUAGE", "en")
+if CHATBOT_LANGUAGE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"CHATBOT_LANGUAGE must be one of {', '.join(dict(LANGUAGES))}.")
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -167,7 +176,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "widget.storage.MinifiedManifestStaticFilesStorage"
         )
     },
 }
@@ -269,8 +278,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = CHATBOT_MAX_BODY_BYTES
 CHATBOT_PAGE_SIZE = env_int("CHATBOT_PAGE_SIZE", 50, minimum=1)
 CHATBOT_PAGE_SIZE_MAX = env_int("CHATBOT_PAGE_SIZE_MAX", 200, minimum=1)
 # The full page /chat: its heading, and the first thing a new conversation shows.
-CHATBOT_PAGE_TITLE = env_str("CHATBOT_PAGE_TITLE", "Chat with us")
-CHATBOT_GREETING = env_str("CHATBOT_GREETING", "Hi! How can I help you today?")
+# The defaults are shown in the visitor's language (marked for the catalogs); your own as set.
+CHATBOT_PAGE_TITLE = env_str("CHATBOT_PAGE_TITLE", gettext_noop("Chat with us"))
+CHATBOT_GREETING = env_str("CHATBOT_GREETING", gettext_noop("Hi! How can I help you today?"))
 
 # Rate limits, as "count/period" (s, m, h, d); an empty value turns one limit off.
 # Failing open: see conversations/ratelimits.py for why.
@@ -337,8 +347,9 @@ if CHATBOT_LIVE_HEARTBEAT_SECONDS <= 0:
 CHATBOT_KB_MODE = env_str("CHATBOT_KB_MODE", "strict")
 if CHATBOT_KB_MODE not in ("strict", "assist"):
     raise ImproperlyConfigured("CHATBOT_KB_MODE must be strict or assist")
+# The default is said in the visitor's language (marked for the catalogs); your own as set.
 CHATBOT_KB_NO_ANSWER_TEXT = env_str(
-    "CHATBOT_KB_NO_ANSWER_TEXT", "I couldn't find that on this site, so I'd rather not guess."
+    "CHATBOT_KB_NO_ANSWER_TEXT", gettext_noop("I couldn't find that on this site, so I'd rather not guess.")
 )
 CHATBOT_KB_CONTACT_URL = env_str("CHATBOT_KB_CONTACT_URL")  # offered with a no-answer reply
 # Tokens of passages a turn's prompt may carry, and the most passages it may carry.

@@ -50,6 +50,7 @@ from conversations.grounding import (
     no_answer_reply,
     upstream_citations,
 )
+from conversations.languages import language_name
 from conversations.llm import Reply, chat_model
 from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
@@ -102,6 +103,8 @@ class Turn:
     client_message_id: str | None
     # The client's address (``ratelimits.client_ip``): whose daily budget the turn spends.
     address: str = ""
+    # The visitor's language (a code of LANGUAGES): the model is told to answer in it.
+    language: str | None = None
     context: list[dict] = field(default_factory=list)
     # Already stored: answered from the database, the model is not asked.
     replay: TurnResult | None = None
@@ -123,7 +126,14 @@ def query_digest(query: str) -> str:
 
 
 def prepare_turn(
-    *, session_id: str | None, user, query: str, channel: str, client_message_id: str | None, address: str
+    *,
+    session_id: str | None,
+    user,
+    query: str,
+    channel: str,
+    client_message_id: str | None,
+    address: str,
+    language: str | None = None,
 ) -> Turn:
     """Resolve the session and prepare what the model will see (database, and a read of
     the budgets' counters).
@@ -142,7 +152,14 @@ def prepare_turn(
         history = None  # read below, when the turn is ours to answer
         if session is None:
             raise SessionNotFound
-    turn = Turn(session=session, query=query, channel=channel, client_message_id=client_message_id, address=address)
+    turn = Turn(
+        session=session,
+        query=query,
+        channel=channel,
+        client_message_id=client_message_id,
+        address=address,
+        language=language,
+    )
     if session.is_with_staff:
         turn.replay = store_for_staff(turn)
         return turn
@@ -208,7 +225,9 @@ def ground(turn: Turn, *, newest_first: list[tuple] | None = None) -> None:
     """What a turn that is ours to answer reads before the model: its context, and the
     question as the knowledge base sees it, with the visitor's previous question, so
     that a follow-up ("and how much is it?") finds its subject."""
-    turn.context = context_for(session=turn.session, query=turn.query, newest_first=newest_first)
+    turn.context = context_for(
+        session=turn.session, query=turn.query, newest_first=newest_first, language=turn.language
+    )
     turn.question = question(turn.query, previous=previous_question(turn))
 
 
@@ -239,7 +258,9 @@ def reserve(turn: Turn) -> None:
         turn.answered_elsewhere = True
 
 
-def context_for(*, session: Session, query: str, newest_first: list[tuple] | None = None) -> list[dict]:
+def context_for(
+    *, session: Session, query: str, newest_first: list[tuple] | None = None, language: str | None = None
+) -> list[dict]:
     """The messages the model sees: system prompt, the latest history that fits, query.
 
     ``newest_first``: the session's latest (role, content, token_count), if known (none,
@@ -250,8 +271,10 @@ def context_for(*, session: Session, query: str, newest_first: list[tuple] | Non
 
     The read is its own query: joined to the session's lookup, PostgreSQL's planner took
     the session-only index and filtered a long session row by row.
+
+    ``language``: the visitor's, which the system prompt then tells the model to answer in.
     """
-    system_prompt = settings.CHATBOT_SYSTEM_PROMPT
+    system_prompt = system_prompt_for(language)
     budget = (
         settings.CHATBOT_CONTEXT_MAX_TOKENS
         - settings.CHATBOT_REPLY_MAX_TOKENS
@@ -271,6 +294,16 @@ def context_for(*, session: Session, query: str, newest_first: list[tuple] | Non
     history.reverse()
     system = [{"role": Role.SYSTEM.value, "content": system_prompt}] if system_prompt else []
     return [*system, *history, {"role": Role.USER.value, "content": query}]
+
+
+def system_prompt_for(language: str | None) -> str:
+    """CHATBOT_SYSTEM_PROMPT, and, when the visitor's language is known, the instruction
+    to answer in it: the site's pages and the prompt may well be in another language."""
+    prompt = settings.CHATBOT_SYSTEM_PROMPT
+    if not language:
+        return prompt
+    instruction = f"Answer in {language_name(language)} (language code {language}), the visitor's language."
+    return f"{prompt}\n\n{instruction}" if prompt else instruction
 
 
 def stored_turn(*, session: Session, client_message_id: str, query: str) -> TurnResult | None:
@@ -311,7 +344,7 @@ async def ask_model(turn: Turn, on_delta: Callable[[str], None] | None) -> Reply
     or, in strict mode with nothing relevant on the site, that there is no answer."""
     retrieval = turn.retrieval
     if not retrieval.empty and not retrieval.answerable and settings.CHATBOT_KB_MODE == "strict":
-        reply = no_answer_reply()
+        reply = no_answer_reply(turn.language)
         if on_delta is not None:
             on_delta(reply.text)
     else:

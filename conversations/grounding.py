@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
 
+from conversations.languages import translated
 from conversations.llm import Reply
 from conversations.models import AnswerStatus, Role  # noqa: F401 - AnswerStatus: this module's name for it
 from conversations.tokens import estimate_tokens
@@ -104,9 +107,12 @@ def upstream_citations(urls: list) -> list[dict]:
     ]
 
 
-def no_answer_reply() -> Reply:
-    """What strict mode answers when no page holds the answer; no model is asked."""
-    text = settings.CHATBOT_KB_NO_ANSWER_TEXT
-    if settings.CHATBOT_KB_CONTACT_URL:
-        text += f" You can [contact us]({settings.CHATBOT_KB_CONTACT_URL}) instead."
+def no_answer_reply(language: str | None = None) -> Reply:
+    """What strict mode answers when no page holds the answer; no model is asked. In the
+    visitor's ``language`` (the default text is in the catalogs; an operator's own is
+    shown as written), else in English."""
+    with translation.override(language):
+        text = translated(settings.CHATBOT_KB_NO_ANSWER_TEXT)
+        if settings.CHATBOT_KB_CONTACT_URL:
+            text += " " + gettext("You can [contact us](%(url)s) instead.") % {"url": settings.CHATBOT_KB_CONTACT_URL}
     return Reply(text=text, metadata={"provider": "knowledge", "finish_reason": "no_answer"})

@@ -285,6 +285,12 @@ class ChatRequestSerializer(serializers.Serializer):
     )
     stream = StrictBooleanField(default=False)
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+    language = serializers.ChoiceField(
+        choices=[code for code, _ in settings.LANGUAGES],
+        required=False,
+        allow_null=True,
+        help_text="The visitor's language (one of LANGUAGES): the model is told to answer in it.",
+    )
 
     def validate_query(self, value: str) -> str:
         return check_query_text(value)
@@ -387,3 +393,15 @@ class WidgetConfigSerializer(serializers.Serializer):
         help_text="Hosts that links in assistant messages may go to; any other URL is shown as text.",
     )
     handoff = serializers.BooleanField(help_text="Whether the widget offers a person (POST /api/session/<id>/handoff).")
+    language = serializers.ChoiceField(
+        choices=[code for code, _ in settings.LANGUAGES],
+        help_text="The language chosen from ?lang= (else CHATBOT_LANGUAGE); send it with each chat turn.",
+    )
+    direction = serializers.ChoiceField(choices=["ltr", "rtl"], help_text="The language's writing direction.")
+    catalog = serializers.DictField(
+        child=serializers.CharField(),
+        help_text=(
+            "The widget's strings in that language, keyed by their English text; empty for English. "
+            "A string missing here is shown in English."
+        ),
+    )

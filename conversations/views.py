@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import chat, feedback, feeds, inflight, live, ratelimits, staffing, streaming
+from conversations import chat, feedback, feeds, inflight, languages, live, ratelimits, staffing, streaming
 from conversations.display import link_hosts
 from conversations.errors import ApiError, api_error_for, error_body
 from conversations.exceptions import ConversationError, SessionNotFound
@@ -367,6 +367,7 @@ class ChatView(APIView):
                 channel=data["channel"],
                 client_message_id=data.get("client_message_id"),
                 address=ratelimits.client_ip(request),
+                language=data.get("language"),
             )
         except BaseException:
             admission.release()
@@ -455,9 +456,29 @@ class WidgetConfigView(APIView):
     replies may go. Cached for a few minutes; an operator's change reaches every widget
     within them."""
 
-    @extend_schema(responses={200: WidgetConfigSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "lang",
+                str,
+                description=(
+                    "The visitor's languages, best first, comma-separated (the widget's data-lang, then "
+                    "the browser's): the first one shipped is chosen, else CHATBOT_LANGUAGE."
+                ),
+            )
+        ],
+        responses={200: WidgetConfigSerializer},
+    )
     def get(self, request):
-        config = {"success": True, "link_hosts": sorted(link_hosts()), "handoff": settings.CHATBOT_HANDOFF_ENABLED}
+        language = languages.language_for(languages.listed(request.query_params.get("lang", "")))
+        config = {
+            "success": True,
+            "link_hosts": sorted(link_hosts()),
+            "handoff": settings.CHATBOT_HANDOFF_ENABLED,
+            "language": language,
+            "direction": "rtl" if languages.is_right_to_left(language) else "ltr",
+            "catalog": languages.browser_catalog(language),
+        }
         response = Response(config)
         response["Cache-Control"] = "public, max-age=300"
         return response

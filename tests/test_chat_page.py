@@ -209,8 +209,9 @@ def test_it_runs_no_inline_script(client):
 
     _, page = get_page(client, f"/chat?session={session.public_id}")
 
-    run = [script for script in page.scripts if script.get("type") != "application/json"]  # data blocks never run
-    assert run and all(script.get("src") for script in run)
+    # JSON data blocks (the catalog, citations, feedback) are data: a browser never runs them.
+    running = [script for script in page.scripts if script.get("type") != "application/json"]
+    assert running and all(script.get("src") for script in running)
     assert page.inline_handlers == []
 
 

@@ -97,6 +97,9 @@ def test_the_widget_learns_the_allowlist_from_the_api(api, settings):
         "success": True,
         "link_hosts": ["docs.example.com", "www.example.com"],
         "handoff": True,
+        "language": "en",
+        "direction": "ltr",
+        "catalog": {},
     }
     assert response.has_header("Access-Control-Allow-Origin")  # the widget calls it from customers' sites
 

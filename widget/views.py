@@ -11,8 +11,11 @@ from django.http import Http404
 from django.shortcuts import render
 from django.templatetags.static import PrefixNode
 from django.urls import reverse
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 
+from conversations import languages
 from conversations.display import link_hosts, visible
 from conversations.models import Message, Role, Session
 from conversations.serializers import RATING_NAMES
@@ -33,15 +36,33 @@ def chat_page(request):
     the widget on a customer's site, so it shows only what it could continue: sessions
     anyone holding the id may use. An unknown or expired id gets a note and a fresh
     conversation, never an error page.
+
+    It is in the visitor's language (``?lang=``, else Accept-Language, else
+    CHATBOT_LANGUAGE): the template's strings rendered here, conversation.js's from the
+    catalog inlined beside them, so the page costs no extra request in any language.
     """
+    language = languages.page_language(request)
+    with translation.override(language):
+        response = render(request, "widget/chat.html", chat_page_context(request, language))
+    response["Content-Language"] = language
+    patch_vary_headers(response, ["Accept-Language"])
+    return response
+
+
+def chat_page_context(request, language: str) -> dict:
+    """What chat.html shows, rendered while ``language`` is active."""
     requested = request.GET.get("session", "").strip()
     session = Session.objects.readable_by(requested, AnonymousUser()) if requested else None
     messages, has_more = session.messages.page_before(None, settings.CHATBOT_PAGE_SIZE) if session else ([], False)
     hosts = link_hosts()  # read once: the knowledge base's sites are a query
-    context = {
-        "title": settings.CHATBOT_PAGE_TITLE,
-        "greeting": settings.CHATBOT_GREETING,
-        "greeting_html": render_markdown(settings.CHATBOT_GREETING, hosts=hosts),
+    greeting = languages.translated(settings.CHATBOT_GREETING)
+    return {
+        "language": language,
+        "direction": "rtl" if languages.is_right_to_left(language) else "ltr",
+        "catalog": languages.browser_catalog(language),
+        "title": languages.translated(settings.CHATBOT_PAGE_TITLE),
+        "greeting": greeting,
+        "greeting_html": render_markdown(greeting, hosts=hosts),
         "session": session,
         "continued_from_widget": session is not None and session.source == "widget",
         "missing_session": requested if requested and session is None and SESSION_ID_SHAPE.match(requested) else "",
@@ -52,7 +73,6 @@ def chat_page(request):
         "allowed_origins": json.dumps(settings.CHATBOT_ALLOWED_ORIGINS),
         "link_hosts": json.dumps(sorted(hosts)),
     }
-    return render(request, "widget/chat.html", context)
 
 
 def shown(message, hosts: frozenset[str]) -> dict:

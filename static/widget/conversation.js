@@ -3,7 +3,11 @@
   "use strict";
   const NS = (window.Chatbot = window.Chatbot || {});
   if (NS.Conversation) return;
-  const gettext = NS.gettext || ((text) => text); // i18n stub: replaced on merge
+
+  // The visitor's language: NS.catalog maps English to it (the widget's config, the page's
+  // inline JSON); a string it lacks stays English. Extracted by makemessages -d djangojs.
+  const gettext = (NS.gettext = (text) => NS.catalog?.[text] || text);
+  const interpolate = (text, values) => text.replace(/%\((\w+)\)s/g, (_, key) => values[key]);
 
   // The markdown subset of widget/markdown.py; links and invisibles as conversations/display.py.
   const FENCE = /^\s*```/;
@@ -127,10 +131,10 @@
       text.replaceWith(...text.data.split(/\[([0-9]+)\]/).map((part, i) => (i % 2 ? marker(part) : part)));
     }
     list.setAttribute("aria-labelledby", id);
-    bubble.append(h("div", { className: "cb-sources" }, [h("p", { id }, ["Sources"]), list]));
+    bubble.append(h("div", { className: "cb-sources" }, [h("p", { id }, [gettext("Sources")]), list]));
   }
 
-  const SPEAKER = { user: "You:", assistant: "Assistant:" };
+  const SPEAKER = { user: () => gettext("You:"), assistant: () => gettext("Assistant:") };
 
   function messageNode(role, content, extraClass = "", citations = [], by = null) {
     const bubble = h("div", { className: "cb-bubble" });
@@ -140,7 +144,7 @@
     } else bubble.textContent = visible(content);
     if (by) bubble.prepend(h("small", { className: "cb-by" }, [visible(by)]));
     return h("div", { className: `cb-msg cb-msg-${role} ${extraClass}`.trim() }, [
-      h("span", { className: "cb-sr" }, [by ? visible(by) + ":" : SPEAKER[role] || ""]),
+      h("span", { className: "cb-sr" }, [by ? visible(by) + ":" : SPEAKER[role]?.() || ""]),
       bubble,
     ]);
   }
@@ -168,7 +172,7 @@
 
   const typingNode = () =>
     h("div", { className: "cb-msg cb-msg-assistant cb-typing" }, [
-      h("span", { className: "cb-sr" }, ["Assistant is typing"]),
+      h("span", { className: "cb-sr" }, [gettext("Assistant is typing")]),
       h("div", { className: "cb-bubble", ariaHidden: "true" }, [h("i"), h("i"), h("i")]),
     ]);
 
@@ -242,21 +246,22 @@
   }
 
   function describe(problem) {
-    if (problem.status === 0) return "We couldn't reach the assistant. Check your connection and try again.";
+    if (problem.status === 0) return gettext("We couldn't reach the assistant. Check your connection and try again.");
     if (problem.code === "budget_exhausted") {
       return gettext("You've reached today's limit for this chat. Please come back tomorrow.");
     }
     if (problem.status === 429) {
-      const wait = parseInt(problem.retryAfter, 10);
-      if (wait > 0) return `You're sending messages too quickly. Try again in ${wait} seconds.`;
-      return problem.message || "You're sending messages too quickly. Try again in a moment.";
+      const seconds = parseInt(problem.retryAfter, 10);
+      if (seconds > 0)
+        return interpolate(gettext("You're sending messages too quickly. Try again in %(seconds)s seconds."), { seconds });
+      return problem.message || gettext("You're sending messages too quickly. Try again in a moment.");
     }
-    if (problem.code === "busy") return `Busy, retrying in ${problem.wait} s…`;
-    if (problem.status >= 500) return "The assistant couldn't answer just now. Try again.";
-    return problem.message || "Your message couldn't be sent.";
+    if (problem.code === "busy") return interpolate(gettext("Busy, retrying in %(seconds)s s…"), { seconds: problem.wait });
+    if (problem.status >= 500) return gettext("The assistant couldn't answer just now. Try again.");
+    return problem.message || gettext("Your message couldn't be sent.");
   }
 
-  // options: apiBase, channel, sessionId, nextBefore, greeting, handoff, handler, onSession, emit.
+  // options: apiBase, channel, language, sessionId, nextBefore, greeting, handoff, handler, onSession, emit.
   // follow(true) shows each seq of the live feed once; what comes during our turn (until it
   // is answered, retries included) waits for it.
   class Conversation {
@@ -335,7 +340,11 @@
         const was = this.handler;
         this.handler = status.handled_by;
         if (was === undefined || was === this.handler) return;
-        this.note(this.handler ? `${this.handler} joined the conversation` : "You're back with the assistant");
+        this.note(
+          this.handler
+            ? interpolate(gettext("%(name)s joined the conversation"), { name: this.handler })
+            : gettext("You're back with the assistant"),
+        );
       });
     }
 
@@ -364,8 +373,8 @@
     }
 
     async askForPerson() {
-      if (!this.sessionId) return this.note("Write your question first, then ask for a person.");
-      if (await this.post("handoff")) this.note("We've told the team. A person will join this conversation soon.");
+      if (!this.sessionId) return this.note(gettext("Write your question first, then ask for a person."));
+      if (await this.post("handoff")) this.note(gettext("We've told the team. A person will join this conversation soon."));
     }
 
     // Pressed again: withdrawn. "Not helpful" asks why.
@@ -597,6 +606,7 @@
             client_message_id: turn.id,
             stream: true,
             channel: this.options.channel,
+            language: this.options.language,
           }),
         }).catch(() => {
           throw failure(0);
@@ -671,7 +681,7 @@
       this.clearError();
       const row = h("div", { className: "cb-error" }, [h("p", { role: "alert" }, [message])]);
       if (retry) {
-        const button = row.appendChild(h("button", { type: "button", className: "cb-retry" }, ["Retry"]));
+        const button = row.appendChild(h("button", { type: "button", className: "cb-retry" }, [gettext("Retry")]));
         button.onclick = () => {
           row.remove();
           this.input.focus();

@@ -8,7 +8,8 @@
  * on screen at once; when the visitor starts a new one, the frame says so (postMessage,
  * checked against the frame's exact origin and window) and this page's address bar
  * follows, so a reload or a shared link continues it. Options: data-height (CSS length,
- * default 80vh), data-title (the frame's accessible name).
+ * default 80vh), data-title (the frame's accessible name; by default the page's own title,
+ * in the visitor's language), data-lang (the page's language; by default the browser's).
  */
 (function () {
   "use strict";
@@ -19,6 +20,7 @@
   var chatUrl = new URL(apiBase + "/chat");
   var session = new URLSearchParams(location.search).get("session");
   if (session) chatUrl.searchParams.set("session", session);
+  if (data.lang) chatUrl.searchParams.set("lang", data.lang);
 
   var frame = document.createElement("iframe");
   frame.src = chatUrl.href;
@@ -38,6 +40,7 @@
     if (event.origin !== chatUrl.origin || event.source !== frame.contentWindow) return;
     var message = event.data;
     if (!message || message.type !== "chatbot:session") return;
+    if (!data.title && typeof message.title === "string") frame.title = message.title;
     var url = new URL(location.href);
     if (message.session_id) url.searchParams.set("session", message.session_id);
     else url.searchParams.delete("session");

@@ -10,7 +10,8 @@
  *   {type: "load_session", session_id}  show that conversation (the integration guide's)
  *   {type: "chatbot:connect"}           ask which conversation is shown
  * Reply, also sent whenever the conversation changes:
- *   {type: "chatbot:session", session_id (or null), error?: "session_not_found"}
+ *   {type: "chatbot:session", session_id (or null), title (the page's, in its language),
+ *    error?: "session_not_found"}
  */
 (function () {
   "use strict";
@@ -25,7 +26,7 @@
   }
 
   function report() {
-    var message = { type: "chatbot:session", session_id: conversation.sessionId };
+    var message = { type: "chatbot:session", session_id: conversation.sessionId, title: document.title };
     if (!conversation.sessionId && data.missingSession) message.error = "session_not_found";
     tellParent(message);
   }
@@ -39,6 +40,7 @@
   }
 
   window.Chatbot.linkHosts = JSON.parse(data.linkHosts || "[]"); // where links in replies may go
+  window.Chatbot.catalog = JSON.parse(document.getElementById("cb-catalog").textContent); // this language's strings
   root.querySelectorAll(".cb-msg > script[type='application/json']").forEach(function (citations) {
     window.Chatbot.cite(citations.previousElementSibling, JSON.parse(citations.textContent));
     citations.remove();
@@ -46,6 +48,7 @@
   var conversation = new window.Chatbot.Conversation(root, {
     apiBase: "",
     channel: "page",
+    language: document.documentElement.lang,
     sessionId: data.sessionId || null,
     nextBefore: Number(data.nextBefore) || null,
     answers: JSON.parse(document.getElementById("cb-answers").textContent),

@@ -8,7 +8,6 @@
   const data = script.dataset;
   const assets = new URL(".", script.src).href;
   const apiBase = (data.apiBase || new URL(script.src).origin).replace(/\/+$/, "");
-  const title = data.title || "Chat with us";
   const fullPageUrl = data.fullPageUrl || apiBase + "/chat";
 
   let ui = null;
@@ -41,23 +40,24 @@
   const STOP = "M9 15l6-6M11 6l1-1a4 4 0 0 1 6 6l-1 1M13 18l-1 1a4 4 0 0 1-6-6l1-1M4 4l16 16";
 
   function build(root) {
-    const h = NS.h;
+    const { h, gettext } = NS;
+    const title = data.title || gettext("Chat with us");
     const labelled = (node, label) => (node.setAttribute("aria-label", label), node);
     const iconButton = (className, label, path) =>
       labelled(h("button", { type: "button", className: "cb-icon " + className, title: label }, [icon(path)]), label);
-    const newButton = iconButton("cb-new", "New conversation", "M12 5v14M5 12h14");
-    const gettext = NS.gettext || ((text) => text); // i18n stub: replaced on merge
+    const newButton = iconButton("cb-new", gettext("New conversation"), "M12 5v14M5 12h14");
     const stopButton = iconButton("cb-stop", gettext("Stop sharing this link"), STOP);
-    const personButton = iconButton("cb-person", "Talk to a person", "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0");
+    const personButton = iconButton("cb-person", gettext("Talk to a person"), "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0");
     const fullButton = iconButton(
       "cb-full",
-      "Open full page",
+      gettext("Open full page"),
       "M14 4h6v6M20 4l-9 9M18 14v4a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h4",
     );
-    const closeButton = iconButton("cb-close", "Close chat", CLOSE);
-    const input = labelled(h("textarea", { className: "cb-input", rows: 1, placeholder: "Type your message…" }), "Message");
-    const send = labelled(h("button", { type: "submit", className: "cb-send", title: "Send" }, [icon("M12 19V5M6 11l6-6 6 6")]), "Send");
-    const list = labelled(h("div", { className: "cb-list" }), "Messages");
+    const closeButton = iconButton("cb-close", gettext("Close chat"), CLOSE);
+    const input = labelled(h("textarea", { className: "cb-input", rows: 1, placeholder: gettext("Type your message…") }), gettext("Message"));
+    const sendLabel = gettext("Send");
+    const send = labelled(h("button", { type: "submit", className: "cb-send", title: sendLabel }, [icon("M12 19V5M6 11l6-6 6 6")]), sendLabel);
+    const list = labelled(h("div", { className: "cb-list" }), gettext("Messages"));
     list.setAttribute("role", "log");
     list.setAttribute("aria-live", "polite");
     const panel = labelled(
@@ -73,7 +73,7 @@
           closeButton,
         ]),
         h("div", { className: "cb-scroll" }, [
-          h("button", { type: "button", className: "cb-earlier", hidden: true }, ["Load earlier messages"]),
+          h("button", { type: "button", className: "cb-earlier", hidden: true }, [gettext("Load earlier messages")]),
           list,
         ]),
         h("form", { className: "cb-form" }, [input, send]),
@@ -84,17 +84,19 @@
     // Narrow, the panel covers the page: modal.
     const narrow = matchMedia("(max-width: 480px)");
     (narrow.onchange = () => panel.setAttribute("aria-modal", narrow.matches))();
-    const launcher = labelled(h("button", { type: "button", className: "cb-launcher" }, [icon(CHAT), icon(CLOSE)]), "Open chat");
+    const launcher = labelled(h("button", { type: "button", className: "cb-launcher" }, [icon(CHAT), icon(CLOSE)]), gettext("Open chat"));
     launcher.setAttribute("aria-controls", "cb-panel");
     launcher.setAttribute("aria-expanded", "false");
-    const frame = h("div", { className: "cb-root cb-" + (data.position === "left" ? "left" : "right") }, [panel, launcher]);
+    const side = "cb-root cb-" + (data.position === "left" ? "left" : "right");
+    const frame = h("div", { className: side, lang: NS.language || "en", dir: NS.direction || "ltr" }, [panel, launcher]);
     root.append(frame);
 
     const store = NS.sessionStore("chatbot:session:" + apiBase);
     const conversation = new NS.Conversation(panel, {
       apiBase,
       channel: "widget",
-      greeting: data.greeting || "Hi! How can I help you today?",
+      language: NS.language,
+      greeting: data.greeting || gettext("Hi! How can I help you today?"),
       handoff: NS.handoff && data.handoff !== "off",
       onSession: store.set,
       emit,
@@ -147,6 +149,7 @@
     fullButton.onclick = () => {
       const url = new URL(fullPageUrl, location.href);
       if (conversation.sessionId) url.searchParams.set("session", conversation.sessionId);
+      if (data.lang) url.searchParams.set("lang", NS.language); // the site's choice; else the browser's, as here
       window.open(url.href, "_blank", "noopener,noreferrer");
     };
     return { open, close, isOpen, conversation };
@@ -158,10 +161,21 @@
     if (data.accent && CSS.supports("color", data.accent)) host.style.setProperty("--cb-accent", data.accent);
     host.hidden = true; // until styled
     document.body.append(host);
+    // The server picks the language (data-lang, else the browser's) and sends its strings
+    // with the config, so another language costs no request and English no bytes.
+    const lang = [data.lang, ...navigator.languages].filter(Boolean).join();
     await Promise.all([
-      fetch(apiBase + "/api/widget/config", { credentials: "omit", referrerPolicy: "no-referrer" })
+      fetch(apiBase + "/api/widget/config?lang=" + encodeURIComponent(lang), { credentials: "omit", referrerPolicy: "no-referrer" })
         .then((response) => response.json())
-        .then((config) => ((NS.linkHosts = config.link_hosts), (NS.handoff = config.handoff)))
+        .then((config) =>
+          Object.assign(NS, {
+            linkHosts: config.link_hosts,
+            handoff: config.handoff,
+            language: config.language,
+            direction: config.direction,
+            catalog: config.catalog,
+          }),
+        )
         .catch(() => {}),
       load(root, "link", { rel: "stylesheet", href: assets + "conversation.css" }),
       load(root, "link", { rel: "stylesheet", href: assets + "widget.css" }),

@@ -13,10 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from django.contrib.auth.models import Permission
+from django.core.files.storage import FileSystemStorage
 from django.db import connections, transaction
 from playwright.sync_api import expect
 
 from conversations.models import MessageDraft, Session
+from widget.storage import MinifiedManifestStaticFilesStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -103,6 +105,30 @@ class CustomerSite:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# What the one tag brings into a page: the loader, the shared conversation and their styles.
+WIDGET_FILES = ["widget.js", "conversation.js", "conversation.css", "widget.css"]
+
+
+def served_widget_files(directory: Path) -> Path:
+    """The widget's files as production serves them, written under ``directory``: put
+    through the production staticfiles storage (minified, hashed, compressed) as
+    collectstatic does, but only these four, so it takes a moment rather than minutes.
+    Returns the folder that holds them under their plain names (widget.js loads
+    conversation.js by that name)."""
+    source = FileSystemStorage(location=ROOT / "static")
+    storage = MinifiedManifestStaticFilesStorage(location=directory, base_url="/static/")
+    paths = {}
+    for name in WIDGET_FILES:
+        path = f"widget/{name}"
+        with source.open(path) as file:
+            storage.save(path, file)
+        paths[path] = (source, path)
+    for _name, _hashed, processed in storage.post_process(paths):
+        if isinstance(processed, Exception):
+            raise processed
+    return directory / "widget"
 
 
 def widget_tag(api_base: str, **data: str) -> str:

@@ -119,7 +119,9 @@ def test_chat_takes_postmessage_only_from_its_allowed_parent(new_page, live_serv
     )
     page.wait_for_function("() => replies.length === 1")
     page.wait_for_timeout(200)
-    assert page.evaluate("replies") == [{"origin": api, "data": {"type": "chatbot:session", "session_id": None}}]
+    assert page.evaluate("replies") == [
+        {"origin": api, "data": {"type": "chatbot:session", "session_id": None, "title": "Chat with us"}}
+    ]
     assert [meddler.evaluate("received") for meddler in meddlers] == [[], []]
     assert chat_navigations == [f"{api}/chat"]
     assert chat.transcript() == []

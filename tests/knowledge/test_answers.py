@@ -111,6 +111,23 @@ def test_a_question_the_site_does_not_answer_gets_the_no_answer_reply_and_no_mod
     assert stored["answer_status"] == "no_answer"
 
 
+def test_the_no_answer_reply_is_in_the_visitors_language(api, shop, fake_llm, settings):
+    settings.CHATBOT_KB_CONTACT_URL = "https://shop.example/contact"
+
+    body = chat(api, query="Verkauft ihr Kajaks?", language="de")
+
+    assert body["answer"] == (
+        "Dazu habe ich auf dieser Website nichts gefunden, und raten möchte ich nicht."
+        " Sie können sich stattdessen [an uns wenden](https://shop.example/contact)."
+    )
+
+
+def test_an_operators_own_no_answer_text_is_said_as_written(api, shop, fake_llm, settings):
+    settings.CHATBOT_KB_NO_ANSWER_TEXT = "Dazu wissen wir nichts."
+
+    assert chat(api, query="Verkauft ihr Kajaks?", language="de")["answer"] == "Dazu wissen wir nichts."
+
+
 def test_in_assist_mode_the_model_answers_what_the_site_does_not_and_it_is_still_a_content_gap(
     api, shop, fake_llm, settings
 ):
