@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
@@ -20,6 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from conversations import export, search, staffing
@@ -244,6 +246,18 @@ class SessionAdmin(SessionMessagesSearch):
     ]
     fields = [*readonly_fields, "title", "metadata"]
     change_form_template = "admin/conversations/session/change_form.html"
+
+    def action_checkbox(self, obj):
+        """Django's checkbox at the start of each row, written directly: as a form
+        widget it goes through the template engine once a row, near a third of the
+        list's own time at 100 rows a page. The same markup (tests/test_admin.py)."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
     @admin.display(description="title", ordering="title")
     def shown_title(self, session: Session) -> str:

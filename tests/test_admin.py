@@ -90,6 +90,16 @@ def test_a_searched_list_counts_what_it_found_not_every_session(staff_client, co
     assert everything == []
 
 
+def test_each_rows_selection_checkbox_is_djangos_own_markup(conversation):
+    conversation.title = 'Refund <b>"now"</b> & later'
+    session_admin = admin.site._registry[Session]
+
+    written = session_admin.action_checkbox(conversation)
+
+    assert written == admin.ModelAdmin.action_checkbox(session_admin, conversation)
+    assert "&lt;b&gt;&quot;now&quot;&lt;/b&gt; &amp; later" in written
+
+
 def test_the_list_narrows_by_date_with_filters_not_a_date_bar(staff_client, conversation):
     response = staff_client.get("/admin/conversations/session/")
 
