@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -31,7 +32,9 @@ from conversations.models import (
     Rating,
     Role,
     Session,
+    latency_of,
     title_from,
+    turn_records,
 )
 from conversations.tokens import estimate_tokens
 
@@ -55,12 +58,12 @@ def new_sessions(specs: list[dict]) -> list[Session]:
     return Session.objects.bulk_create([Session(**spec) for spec in specs], batch_size=1000)
 
 
-def copy_messages(rows: Iterable[tuple]) -> None:
-    """Messages as ``MESSAGE_COLUMNS`` tuples, in one COPY and one transaction."""
+def copy_messages(rows: Iterable[tuple], columns: tuple[str, ...] = MESSAGE_COLUMNS) -> None:
+    """Messages as ``columns`` tuples, in one COPY and one transaction."""
     table = Message._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = 0")  # a large COPY outlasts the server's limit
-        with cursor.copy(f"COPY {table} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN") as copy:  # noqa: S608 - our own table name
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # noqa: S608 - our own table name
             for row in rows:
                 copy.write_row(row)
 
@@ -156,9 +159,30 @@ THEMES = {"product": PRODUCTS, "topic": TOPICS, "place": PLACES}
 SOURCES = (Channel.WIDGET, Channel.WIDGET, Channel.PAGE, Channel.API)
 
 
-def conversation(rng: random.Random, size: int) -> list[tuple[str, str, dict]]:
-    """``size`` messages of one visitor's conversation: (role, text, metadata). A visitor
-    keeps to one product, topic and place for most turns, as people do."""
+@dataclass(frozen=True)
+class SeededMessage:
+    """One message of a seeded conversation, as ``chat.finish_turn`` drafts it."""
+
+    role: str
+    content: str
+    metadata: dict = field(default_factory=dict)
+    answer_status: str | None = None  # on the answer that ends a turn
+
+    def draft(self, channel: str) -> MessageDraft:
+        return MessageDraft(
+            role=self.role,
+            content=self.content,
+            metadata=self.metadata,
+            channel=channel,
+            answer_status=self.answer_status,
+        )
+
+
+def conversation(rng: random.Random, size: int) -> list[SeededMessage]:
+    """``size`` messages of one visitor's conversation. A visitor keeps to one product,
+    topic and place for most turns, as people do. Answers carry what ``finish_turn``
+    stores: the model's metadata (usage, latency), the citations and the turn's outcome;
+    a no-answer is strict mode's, which asks no model (no usage, no latency)."""
     messages = []
     theme = {"product": rng.choice(PRODUCTS), "topic": rng.choice(TOPICS), "place": rng.choice(PLACES)}
     order = rng.randint(10000, 99999)
@@ -180,33 +204,42 @@ def conversation(rng: random.Random, size: int) -> list[tuple[str, str, dict]]:
         question = rng.choice(QUESTIONS).format(**words)
         if turn:
             question = rng.choice(("Thanks. ", "OK, and ", "Also: ", "")) + question
-        messages.append((Role.USER.value, question, {}))
-        answered = rng.random() < 0.85
-        count = rng.randint(1, 3)
-        text = " ".join(rng.choice(ANSWERS).format(**words) for _ in range(count)) if answered else NO_ANSWER
-        cited = rng.sample(PAGES, 2) if answered else []
-        metadata = {
-            "provider": "openai",
-            "model": "gpt-4o-mini",
-            "usage": {"prompt_tokens": rng.randint(600, 2400), "completion_tokens": rng.randint(40, 220)},
-            "finish_reason": "stop",
-            "latency_ms": round(rng.uniform(400, 2600), 1),
-            "citations": [
-                {"id": n, "title": title, "url": url, "heading": "", "snippet": question[:120]}
-                for n, (title, url) in enumerate(cited, start=1)
-            ],
-            "answer_status": AnswerStatus.ANSWERED.value if answered else AnswerStatus.NO_ANSWER.value,
-        }
-        messages.append((Role.ASSISTANT.value, text, metadata))
+        messages.append(SeededMessage(Role.USER.value, question))
+        if rng.random() < 0.85:
+            text = " ".join(rng.choice(ANSWERS).format(**words) for _ in range(rng.randint(1, 3)))
+            metadata = {
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "usage": {"prompt_tokens": rng.randint(600, 2400), "completion_tokens": rng.randint(40, 220)},
+                "finish_reason": "stop",
+                "latency_ms": round(rng.uniform(400, 2600), 1),
+                "citations": [
+                    {"id": n, "title": title, "url": url, "heading": "", "snippet": question[:120]}
+                    for n, (title, url) in enumerate(rng.sample(PAGES, 2), start=1)
+                ],
+                "answer_status": AnswerStatus.ANSWERED.value,
+            }
+            messages.append(SeededMessage(Role.ASSISTANT.value, text, metadata, AnswerStatus.ANSWERED.value))
+        else:
+            metadata = {
+                "provider": "knowledge",
+                "finish_reason": "no_answer",
+                "citations": [],
+                "answer_status": AnswerStatus.NO_ANSWER.value,
+            }
+            messages.append(SeededMessage(Role.ASSISTANT.value, NO_ANSWER, metadata, AnswerStatus.NO_ANSWER.value))
     return messages
 
 
 def create_conversations(count: int, size: int, *, days: int, seed: int = 12, chunk: int = 2000) -> int:
     """``count`` sessions of ``size`` messages each, started evenly over the last ``days``
-    days, a message every 40 s; feedback on one answer in 20, and each day's tokens per
-    session in ``DailyUsage`` as turns record them. Returns the messages made. Written
-    ``chunk`` sessions at a time, so memory does not grow with ``count``."""
-    rng = random.Random(seed)
+    days, a message every 40 s. Every row a real turn writes is here: the turn's outcome
+    and latency in their columns, the cited pages and unanswered questions from
+    ``models.turn_records`` itself, each day's tokens per session in ``DailyUsage``
+    (``spend.record_daily_usage``'s UTC day), feedback on one answer in 20. Returns the
+    messages made. Written ``chunk`` sessions at a time, so memory does not grow with
+    ``count``."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible data set, not a secret
     now = timezone.now()
     step = (days * 86400 - size * 40) / count
     for first in range(0, count, chunk):
@@ -216,7 +249,7 @@ def create_conversations(count: int, size: int, *, days: int, seed: int = 12, ch
             [
                 {
                     "source": rng.choice(SOURCES),
-                    "title": title_from([MessageDraft(role=chat[0][0], content=chat[0][1])]),
+                    "title": title_from([chat[0].draft(Channel.API)]),
                     "last_seq": size,
                     "created_at": start,
                     "last_activity_at": start + timedelta(seconds=40 * (size - 1)),
@@ -225,23 +258,53 @@ def create_conversations(count: int, size: int, *, days: int, seed: int = 12, ch
                 for chat, start in zip(chats, starts, strict=True)
             ]
         )
+        drafts = {
+            session.pk: ([message.draft(session.source) for message in chat], start)
+            for session, chat, start in zip(sessions, chats, starts, strict=True)
+        }
         copy_messages(
             (
-                session.pk,
-                index + 1,
-                role,
-                text,
-                json.dumps(metadata),
-                session.source,
-                estimate_tokens(text),
-                start + timedelta(seconds=40 * index),
-            )
-            for session, chat, start in zip(sessions, chats, starts, strict=True)
-            for index, (role, text, metadata) in enumerate(chat)
+                (
+                    pk,
+                    index + 1,
+                    draft.role,
+                    draft.content,
+                    json.dumps(draft.metadata),
+                    draft.channel,
+                    estimate_tokens(draft.content),
+                    start + timedelta(seconds=40 * index),
+                    draft.answer_status,
+                    latency_of(draft.metadata) if draft.answer_status else None,
+                )
+                for pk, (chat, start) in drafts.items()
+                for index, draft in enumerate(chat)
+            ),
+            columns=(*MESSAGE_COLUMNS, "answer_status", "latency_ms"),
         )
+        copy_turn_records(drafts)
     rate_answers()
     record_usage()
     return count * size
+
+
+def copy_turn_records(drafts: dict[int, tuple[list[MessageDraft], datetime]]) -> None:
+    """The rows ``models.turn_records`` makes for each turn-ending message of these
+    sessions ({session key: (drafts, first message's time)}), written with COPY."""
+    ends = Message.objects.filter(session__in=drafts, answer_status__isnull=False).values_list("pk", "session", "seq")
+    rows: dict[type, list[tuple]] = {}
+    for pk, session_pk, seq in ends.order_by():
+        chat, start = drafts[session_pk]
+        draft, question = chat[seq - 1], chat[seq - 2] if seq > 1 else None
+        for record in turn_records(draft, question=question, now=start + timedelta(seconds=40 * (seq - 1))):
+            columns = [f.column for f in type(record)._meta.concrete_fields if not f.primary_key]
+            record.message_id = pk
+            rows.setdefault(type(record), []).append(tuple(getattr(record, column) for column in columns))
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model, values in rows.items():
+            columns = ", ".join(f.column for f in model._meta.concrete_fields if not f.primary_key)
+            with cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:  # noqa: S608 - our tables
+                for row in values:
+                    copy.write_row(row)
 
 
 def rate_answers() -> None:
@@ -258,14 +321,16 @@ def rate_answers() -> None:
 
 
 def record_usage() -> None:
-    """Each session's turns and tokens per day, from its answers' usage, as turns count them."""
+    """Each session's turns and tokens per UTC day, from the answers a model wrote (its
+    reported usage), as ``spend.record_daily_usage`` counts them; strict mode's
+    no-answer asked no model and counts nothing."""
     usage, messages = DailyUsage._meta.db_table, Message._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = 0")
         cursor.execute(
             f"INSERT INTO {usage} (day, session_id, turns, prompt_tokens, completion_tokens) "  # noqa: S608
-            "SELECT created_at::date, session_id, count(*), sum((metadata->'usage'->>'prompt_tokens')::bigint), "
-            f"sum((metadata->'usage'->>'completion_tokens')::bigint) FROM {messages} WHERE role = %s "
-            "GROUP BY 1, 2",
-            [Role.ASSISTANT.value],
+            "SELECT (created_at AT TIME ZONE 'UTC')::date, session_id, count(*), "
+            "sum((metadata->'usage'->>'prompt_tokens')::bigint), "
+            f"sum((metadata->'usage'->>'completion_tokens')::bigint) FROM {messages} "
+            "WHERE answer_status IS NOT NULL AND metadata -> 'usage' IS NOT NULL GROUP BY 1, 2",
         )

@@ -125,6 +125,11 @@ class Session(models.Model):
             models.Index(fields=["-last_activity_at"], name="session_recent_activity_idx"),
             # Conversations started per day, on the insight page.
             models.Index(fields=["created_at"], name="session_started_idx"),
+            # The admin's sessions list in its own order (SessionAdmin.ordering: waiting
+            # visitors first, then the latest activity), so a page is read off this index
+            # instead of sorting every session. PostgreSQL's ascending order puts NULLs
+            # last, as the list does (SQLite cannot say NULLS LAST in an index).
+            models.Index(fields=["waiting_since", "-last_activity_at"], name="session_admin_list_idx"),
         ]
 
     def __str__(self) -> str:

@@ -161,13 +161,3 @@ def search_index_exists() -> bool:
         else:
             cursor.execute("SELECT count(*) = 1 FROM sqlite_master WHERE name = 'conversations_message_fts'")
         return cursor.fetchone()[0]
-
-
-def test_a_search_leaves_out_the_date_bar_which_would_search_twice_more(staff_client):
-    say(Session.objects.create(), "Do you ship to Norway?")
-
-    searched = staff_client.get("/admin/conversations/session/", {"q": "ship"})
-    listed = staff_client.get("/admin/conversations/session/")
-
-    assert searched.context["cl"].date_hierarchy is None
-    assert listed.context["cl"].date_hierarchy == "last_activity_at"
