@@ -157,6 +157,14 @@ class FeedbackAdmin(admin.ModelAdmin):
         return False
 
 
+class KnownCountPaginator(Paginator):
+    """A paginator told how many rows there are, so it runs no ``COUNT``."""
+
+    def __init__(self, object_list, per_page, *, count: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.__dict__["count"] = count  # ``count`` is a cached_property
+
+
 class SessionMessagesSearch(admin.ModelAdmin):
     """Search by session id (whole, or its start as logs show it), title, or the words of
     any message in the session, each through an index (conversations/search.py; the
@@ -185,9 +193,19 @@ class SessionMessagesSearch(admin.ModelAdmin):
         # reads of every matching message. Its keys are read once instead, and the list
         # narrowed to them as one array parameter.
         keys = [row["pk"] for row in matching]
+        if not queryset.query.where:
+            # No filter narrowed the list: the keys (distinct, a UNION's) are the result,
+            # so their number is its count, and the page need not count them again.
+            request.matching_sessions = len(keys)
         table = connection.ops.quote_name(self.model._meta.db_table)
         narrowed = RawSQL(f"{table}.id = ANY(%s)", [keys], output_field=BooleanField())  # noqa: S611 - keys are a parameter
         return queryset.filter(narrowed), False
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        count = getattr(request, "matching_sessions", None)
+        if count is None:
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        return KnownCountPaginator(queryset, per_page, orphans=orphans, count=count)
 
 
 def transcripts_download(request, sessions, file_format: str) -> StreamingHttpResponse:

@@ -131,6 +131,22 @@ def test_search_lists_each_session_once_however_many_messages_match(staff_client
     assert [s.public_id for s in response.context["cl"].result_list] == [conversation.public_id]
 
 
+@pytest.mark.postgres
+def test_a_search_on_postgresql_counts_its_matches_without_asking_the_database_again(staff_client, conversation):
+    for _ in range(3):
+        Session.objects.create().add_message(MessageDraft(role=Role.USER, content="Where is my invoice?"))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get("/admin/conversations/session/", {"q": "invoice"})
+    counts = [q["sql"] for q in queries if 'COUNT(*) AS "__count" FROM "conversations_session"' in q["sql"]]
+    filtered = staff_client.get("/admin/conversations/session/", {"q": "invoice", "source__exact": "page"})
+
+    assert re.search(r"3 results\b", response.content.decode())
+    assert len(listed_ids(response)) == 3
+    assert counts and all("waiting_since" in sql for sql in counts)  # the "waiting" link's count alone
+    assert re.search(r"0 results\b", filtered.content.decode())
+
+
 def test_a_search_by_message_text_keeps_the_active_filters(staff_client, conversation):
     elsewhere = Session.objects.create(source="page")
     elsewhere.add_message(MessageDraft(role=Role.USER, content="Do you ship to Sweden?"))
