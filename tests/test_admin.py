@@ -131,8 +131,9 @@ def test_search_lists_each_session_once_however_many_messages_match(staff_client
     assert [s.public_id for s in response.context["cl"].result_list] == [conversation.public_id]
 
 
-@pytest.mark.postgres
-def test_a_search_on_postgresql_counts_its_matches_without_asking_the_database_again(staff_client, conversation):
+def test_a_search_on_postgresql_counts_its_matches_without_asking_the_database_again(
+    on_postgres, staff_client, conversation
+):
     for _ in range(3):
         Session.objects.create().add_message(MessageDraft(role=Role.USER, content="Where is my invoice?"))
 
