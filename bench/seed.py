@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from conversations.grounding import AnswerStatus
 from conversations.models import (
+    AnswerStatus,
     Channel,
     DailyUsage,
     Feedback,

@@ -28,8 +28,7 @@ from conversations import export, search, staffing
 from conversations.display import link_host, link_hosts, visible
 from conversations.errors import api_error_for
 from conversations.exceptions import ConversationError
-from conversations.grounding import AnswerStatus
-from conversations.models import Feedback, Message, Rating, Role, Session, display_name
+from conversations.models import AnswerStatus, Feedback, Message, Rating, Role, Session, display_name
 from widget.headers import content_security_policy
 
 # A session can hold thousands of messages; the page shows the latest this many.

@@ -44,7 +44,6 @@ from django.db import IntegrityError
 from conversations import inflight, spend
 from conversations.exceptions import ClientMessageIdReused, OverBudget, SessionNotFound
 from conversations.grounding import (
-    AnswerStatus,
     citations,
     grounded_messages,
     no_answer_reply,
@@ -52,7 +51,7 @@ from conversations.grounding import (
 )
 from conversations.languages import language_name
 from conversations.llm import Reply, chat_model
-from conversations.models import Message, MessageDraft, Role, Session, TurnReservation
+from conversations.models import AnswerStatus, Message, MessageDraft, Role, Session, TurnReservation
 from conversations.tokens import estimate_tokens
 from knowledge.search import Query, Retrieval, passages_for, question
 

@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 
 from conversations.languages import translated
 from conversations.llm import Reply
-from conversations.models import AnswerStatus, Role  # noqa: F401 - AnswerStatus: this module's name for it
+from conversations.models import Role
 from conversations.tokens import estimate_tokens
 
 # [1], [2][3], [1, 2] and [1,2]: the forms models write citations in.

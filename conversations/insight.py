@@ -21,8 +21,7 @@ from django.db.models import Aggregate, Count, FloatField, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from conversations.grounding import AnswerStatus
-from conversations.models import Citation, ContentGap, DailyUsage, Feedback, Message, Rating, Session
+from conversations.models import AnswerStatus, Citation, ContentGap, DailyUsage, Feedback, Message, Rating, Session
 
 DEFAULT_DAYS = 30
 TOP_CONTENT_GAPS = 20

@@ -16,8 +16,7 @@ from rest_framework import serializers
 
 from conversations.exceptions import MessageTooLong
 from conversations.feedback import COMMENT_MAX_CHARS
-from conversations.grounding import AnswerStatus
-from conversations.models import Channel, Feedback, Message, Rating, Role, Session
+from conversations.models import AnswerStatus, Channel, Feedback, Message, Rating, Role, Session
 
 # How the API names a rating: words, not the stored +1/-1.
 RATING_NAMES = {Rating.HELPFUL: "up", Rating.NOT_HELPFUL: "down"}
